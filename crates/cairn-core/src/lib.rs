@@ -1,0 +1,19 @@
+//! Cairn's document model, shared by every crate that stores or reads logs.
+//!
+//! - [`error::EsError`]: an error in Elasticsearch's shape (`type`, `reason`, HTTP
+//!   status), so every layer can fail the way an Elasticsearch client expects.
+//! - [`time`]: the `@timestamp` formats Elasticsearch accepts by default
+//!   (`strict_date_optional_time||epoch_millis`) plus the named and pattern
+//!   formats log templates use.
+//! - [`mapping`]: index mappings with Elasticsearch semantics (field types, multi-fields,
+//!   `dynamic`, `dynamic_templates`, `ignore_above`, `enabled: false`, aliases) and the
+//!   logs-oriented dynamic template; it turns a JSON document into typed leaves
+//!   ([`mapping::Leaf`]) that the store indexes.
+//!
+//! Nothing here knows about HTTP or tantivy.
+
+pub mod error;
+pub mod mapping;
+pub mod time;
+
+pub use error::EsError;
