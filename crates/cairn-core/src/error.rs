@@ -57,11 +57,15 @@ impl EsError {
     }
 
     pub fn index_not_found(index: &str) -> Self {
-        Self::new(404, "index_not_found_exception", "no such index [".to_string() + index + "]")
-            .with("resource.type", "index_or_alias")
-            .with("resource.id", index)
-            .with("index_uuid", "_na_")
-            .with("index", index)
+        Self::new(
+            404,
+            "index_not_found_exception",
+            "no such index [".to_string() + index + "]",
+        )
+        .with("resource.type", "index_or_alias")
+        .with("resource.id", index)
+        .with("index_uuid", "_na_")
+        .with("index", index)
     }
 
     pub fn resource_not_found(reason: impl Into<String>) -> Self {
@@ -79,10 +83,14 @@ impl EsError {
     }
 
     pub fn version_conflict(id: &str, reason: &str, index: &str, uuid: &str) -> Self {
-        Self::new(409, "version_conflict_engine_exception", format!("[{id}]: {reason}"))
-            .with("index_uuid", uuid)
-            .with("shard", "0")
-            .with("index", index)
+        Self::new(
+            409,
+            "version_conflict_engine_exception",
+            format!("[{id}]: {reason}"),
+        )
+        .with("index_uuid", uuid)
+        .with("shard", "0")
+        .with("index", index)
     }
 
     pub fn invalid_index_name(index: &str, why: &str) -> Self {
@@ -165,7 +173,10 @@ mod tests {
         let b = e.to_body();
         assert_eq!(b["status"], 404);
         assert_eq!(b["error"]["type"], "index_not_found_exception");
-        assert_eq!(b["error"]["root_cause"][0]["reason"], "no such index [logs]");
+        assert_eq!(
+            b["error"]["root_cause"][0]["reason"],
+            "no such index [logs]"
+        );
         assert_eq!(b["error"]["index"], "logs");
     }
 }

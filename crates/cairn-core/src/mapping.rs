@@ -237,7 +237,10 @@ impl FieldMapping {
         self.params.get("enabled") != Some(&Value::Bool(false))
     }
     pub fn ignore_above(&self) -> Option<usize> {
-        self.params.get("ignore_above").and_then(Value::as_u64).map(|n| n as usize)
+        self.params
+            .get("ignore_above")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
     }
     pub fn format(&self) -> Option<&str> {
         self.params.get("format").and_then(Value::as_str)
@@ -285,7 +288,9 @@ impl DynamicTemplate {
         let type_ok = match self.body.get("match_mapping_type") {
             None => true,
             Some(Value::String(s)) => s == "*" || s == json_type,
-            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(json_type) || v.as_str() == Some("*")),
+            Some(Value::Array(a)) => a
+                .iter()
+                .any(|v| v.as_str() == Some(json_type) || v.as_str() == Some("*")),
             _ => false,
         };
         type_ok
@@ -452,16 +457,18 @@ impl Mapping {
                 "properties" => next.merge_properties("", v)?,
                 "dynamic" => {
                     next.dynamic = Dynamic::parse(v).ok_or_else(|| {
-                        EsError::mapper_parsing(format!("Could not convert [dynamic] to boolean: {v}"))
+                        EsError::mapper_parsing(format!(
+                            "Could not convert [dynamic] to boolean: {v}"
+                        ))
                     })?
                 }
                 "date_detection" => next.date_detection = bool_param(v, "date_detection")?,
-                "numeric_detection" => {
-                    next.numeric_detection = bool_param(v, "numeric_detection")?
-                }
+                "numeric_detection" => next.numeric_detection = bool_param(v, "numeric_detection")?,
                 "dynamic_templates" => {
                     let arr = v.as_array().ok_or_else(|| {
-                        EsError::mapper_parsing("Dynamic template syntax error. An array of named objects is expected.")
+                        EsError::mapper_parsing(
+                            "Dynamic template syntax error. An array of named objects is expected.",
+                        )
                     })?;
                     let mut tpls = Vec::new();
                     for t in arr {
@@ -498,14 +505,20 @@ impl Mapping {
     }
 
     fn merge_properties(&mut self, prefix: &str, props: &Value) -> Result<(), EsError> {
-        let props = props.as_object().ok_or_else(|| {
-            EsError::mapper_parsing("Expected map for property [properties]")
-        })?;
+        let props = props
+            .as_object()
+            .ok_or_else(|| EsError::mapper_parsing("Expected map for property [properties]"))?;
         for (name, def) in props {
             if name.is_empty() {
-                return Err(EsError::mapper_parsing("field name cannot be an empty string"));
+                return Err(EsError::mapper_parsing(
+                    "field name cannot be an empty string",
+                ));
             }
-            let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
             // Dotted names in mappings are expanded into objects, as Elasticsearch does.
             if let Some((head, _)) = name.split_once('.') {
                 let _ = head;
@@ -582,7 +595,11 @@ impl Mapping {
                 )));
             }
         }
-        let mut fm = FieldMapping { ty, multi_field: multi, params };
+        let mut fm = FieldMapping {
+            ty,
+            multi_field: multi,
+            params,
+        };
         if let Some(existing) = self.fields.get(path) {
             // Keep parameters that the update does not mention.
             for (k, v) in &existing.params {
@@ -595,7 +612,9 @@ impl Mapping {
         }
         if let Some(fields) = def.get("fields") {
             let fields = fields.as_object().ok_or_else(|| {
-                EsError::mapper_parsing(format!("Expected map for property [fields] on field [{path}]"))
+                EsError::mapper_parsing(format!(
+                    "Expected map for property [fields] on field [{path}]"
+                ))
             })?;
             for (sub, subdef) in fields {
                 self.merge_field(&format!("{path}.{sub}"), subdef, true)?;
@@ -646,7 +665,10 @@ impl Mapping {
         let fm = self.fields.get(path)?;
         if fm.ty == FieldType::Alias {
             let target = fm.alias_path()?;
-            return self.fields.get_key_value(target).map(|(k, v)| (k.as_str(), v));
+            return self
+                .fields
+                .get_key_value(target)
+                .map(|(k, v)| (k.as_str(), v));
         }
         Some((path, fm))
     }
@@ -703,7 +725,11 @@ impl Mapping {
                     "field name cannot contain only whitespace or be empty: ['{key}']"
                 )));
             }
-            let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
             if prefix.is_empty() && key.starts_with('_') && is_metadata_field(key) {
                 return Err(EsError::document_parsing(format!(
                     "Field [{key}] is a metadata field and cannot be added inside a document. Use the index API request parameters."
@@ -866,7 +892,10 @@ impl Mapping {
                     .collect();
                 for (sub_path, sub) in subs {
                     if let Ok(Some(v)) = coerce(scalar, &sub) {
-                        out.leaves.push(Leaf { path: sub_path, value: v });
+                        out.leaves.push(Leaf {
+                            path: sub_path,
+                            value: v,
+                        });
                     }
                 }
                 Ok(())
@@ -978,8 +1007,18 @@ fn strict_error(leaf: &str, parent: &str) -> EsError {
 fn is_metadata_field(key: &str) -> bool {
     matches!(
         key,
-        "_id" | "_index" | "_source" | "_routing" | "_version" | "_seq_no" | "_primary_term"
-            | "_ignored" | "_field_names" | "_tier" | "_doc_count" | "_data_stream_timestamp"
+        "_id"
+            | "_index"
+            | "_source"
+            | "_routing"
+            | "_version"
+            | "_seq_no"
+            | "_primary_term"
+            | "_ignored"
+            | "_field_names"
+            | "_tier"
+            | "_doc_count"
+            | "_data_stream_timestamp"
     )
 }
 
@@ -1013,7 +1052,12 @@ fn preview(v: &Value) -> String {
     }
 }
 
-fn flatten_into(path: &str, obj: &Map<String, Value>, out: &mut Prepared, ignore_above: Option<usize>) {
+fn flatten_into(
+    path: &str,
+    obj: &Map<String, Value>,
+    out: &mut Prepared,
+    ignore_above: Option<usize>,
+) {
     for (k, v) in obj {
         let p = format!("{path}.{k}");
         match v {
@@ -1022,7 +1066,10 @@ fn flatten_into(path: &str, obj: &Map<String, Value>, out: &mut Prepared, ignore
                 for item in a {
                     if let Some(s) = scalar_string(item) {
                         if ignore_above.is_none_or(|n| s.chars().count() <= n) {
-                            out.leaves.push(Leaf { path: p.clone(), value: LeafValue::Keyword(s) });
+                            out.leaves.push(Leaf {
+                                path: p.clone(),
+                                value: LeafValue::Keyword(s),
+                            });
                         }
                     }
                 }
@@ -1030,7 +1077,10 @@ fn flatten_into(path: &str, obj: &Map<String, Value>, out: &mut Prepared, ignore
             other => {
                 if let Some(s) = scalar_string(other) {
                     if ignore_above.is_none_or(|n| s.chars().count() <= n) {
-                        out.leaves.push(Leaf { path: p, value: LeafValue::Keyword(s) });
+                        out.leaves.push(Leaf {
+                            path: p,
+                            value: LeafValue::Keyword(s),
+                        });
                     }
                 }
             }
@@ -1156,7 +1206,11 @@ fn insert_tree(
             .get(&format!("{cur}.{}", parts[i + 1]))
             .is_some_and(|f| f.multi_field)
             && i + 1 == parts.len() - 1;
-        let key = if is_multi_parent { "fields" } else { "properties" };
+        let key = if is_multi_parent {
+            "fields"
+        } else {
+            "properties"
+        };
         let entry = container
             .entry(part.to_string())
             .or_insert_with(|| json!({}));
@@ -1179,7 +1233,9 @@ fn insert_tree(
             def.insert(k.clone(), v.clone());
         }
     }
-    let entry = container.entry(leaf.to_string()).or_insert_with(|| json!({}));
+    let entry = container
+        .entry(leaf.to_string())
+        .or_insert_with(|| json!({}));
     if let Some(o) = entry.as_object_mut() {
         for (k, v) in def {
             o.insert(k, v);
@@ -1211,7 +1267,10 @@ mod tests {
         assert_eq!(m.get("dur").unwrap().ty, FieldType::Float);
         assert_eq!(m.get("ok").unwrap().ty, FieldType::Boolean);
         assert!(!m.get("event.original").unwrap().indexed());
-        assert!(p.leaves.contains(&Leaf { path: "http.status".into(), value: LeafValue::I64(200) }));
+        assert!(p.leaves.contains(&Leaf {
+            path: "http.status".into(),
+            value: LeafValue::I64(200)
+        }));
         assert!(!p.leaves.iter().any(|l| l.path == "event.original"));
     }
 
@@ -1220,7 +1279,9 @@ mod tests {
         let mut m = Mapping::from_json(&json!({"properties":{"n":{"type":"long"}}})).unwrap();
         let e = m.prepare(&doc(json!({"n":"abc"})), "7").unwrap_err();
         assert_eq!(e.kind, "document_parsing_exception");
-        assert!(e.reason.contains("failed to parse field [n] of type [long] in document with id '7'"));
+        assert!(e
+            .reason
+            .contains("failed to parse field [n] of type [long] in document with id '7'"));
         assert!(m.prepare(&doc(json!({"n":"12"})), "8").is_ok());
         let mut m2 = Mapping::default();
         m2.prepare(&doc(json!({"a":{"b":1}})), "1").unwrap();
@@ -1230,7 +1291,9 @@ mod tests {
     #[test]
     fn dotted_keys_equal_objects() {
         let mut m = Mapping::default();
-        let p = m.prepare(&doc(json!({"source.ip":"10.0.0.1"})), "1").unwrap();
+        let p = m
+            .prepare(&doc(json!({"source.ip":"10.0.0.1"})), "1")
+            .unwrap();
         assert_eq!(m.get("source").unwrap().ty, FieldType::Object);
         assert_eq!(p.leaves[0].path, "source.ip");
     }
@@ -1249,26 +1312,42 @@ mod tests {
     #[test]
     fn change_of_type_rejected_and_unknown_type() {
         let mut m = Mapping::from_json(&json!({"properties":{"a":{"type":"keyword"}}})).unwrap();
-        let e = m.merge_json(&json!({"properties":{"a":{"type":"long"}}})).unwrap_err();
-        assert_eq!(e.reason, "mapper [a] cannot be changed from type [keyword] to [long]");
+        let e = m
+            .merge_json(&json!({"properties":{"a":{"type":"long"}}}))
+            .unwrap_err();
+        assert_eq!(
+            e.reason,
+            "mapper [a] cannot be changed from type [keyword] to [long]"
+        );
         let e = Mapping::from_json(&json!({"properties":{"a":{"type":"bogus"}}})).unwrap_err();
         assert_eq!(e.kind, "mapper_parsing_exception");
     }
 
     #[test]
     fn strict_and_templates() {
-        let mut m = Mapping::from_json(&json!({"dynamic":"strict","properties":{"a":{"type":"keyword"}}})).unwrap();
-        assert_eq!(m.prepare(&doc(json!({"b":1})), "1").unwrap_err().kind, "strict_dynamic_mapping_exception");
+        let mut m =
+            Mapping::from_json(&json!({"dynamic":"strict","properties":{"a":{"type":"keyword"}}}))
+                .unwrap();
+        assert_eq!(
+            m.prepare(&doc(json!({"b":1})), "1").unwrap_err().kind,
+            "strict_dynamic_mapping_exception"
+        );
         let mut m = Mapping::from_json(&json!({"dynamic_templates":[{"strings_as_text":{"match_mapping_type":"string","match":"*_txt","mapping":{"type":"text"}}}]})).unwrap();
-        m.prepare(&doc(json!({"a_txt":"x y","b":"z"})), "1").unwrap();
+        m.prepare(&doc(json!({"a_txt":"x y","b":"z"})), "1")
+            .unwrap();
         assert_eq!(m.get("a_txt").unwrap().ty, FieldType::Text);
         assert_eq!(m.get("b").unwrap().ty, FieldType::Keyword);
     }
 
     #[test]
     fn total_fields_limit() {
-        let mut m = Mapping { total_fields_limit: 3, ..Default::default() };
-        let e = m.prepare(&doc(json!({"a":1,"b":2,"c":3,"d":4})), "1").unwrap_err();
+        let mut m = Mapping {
+            total_fields_limit: 3,
+            ..Default::default()
+        };
+        let e = m
+            .prepare(&doc(json!({"a":1,"b":2,"c":3,"d":4})), "1")
+            .unwrap_err();
         assert!(e.reason.contains("Limit of total fields [3]"));
     }
 

@@ -35,9 +35,8 @@ pub fn parse_value(v: &Value, format: Option<&str>) -> Option<i64> {
             None => parse_default(s),
         },
         Value::Number(n) => {
-            let epoch_second = format.is_some_and(|f| {
-                f.split("||").next().map(str::trim) == Some("epoch_second")
-            });
+            let epoch_second =
+                format.is_some_and(|f| f.split("||").next().map(str::trim) == Some("epoch_second"));
             let f = n.as_f64()?;
             if !f.is_finite() {
                 return None;
@@ -63,7 +62,11 @@ pub fn parse_default(s: &str) -> Option<i64> {
 
 fn parse_epoch(s: &str, unit_micros: i64) -> Option<i64> {
     let s = s.trim();
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
         return None;
     }
     let f: f64 = s.parse().ok()?;
@@ -81,8 +84,12 @@ pub fn parse_with_format(s: &str, format: &str) -> Option<i64> {
         let r = match f {
             "epoch_millis" => parse_epoch(s, MICROS_PER_MILLI),
             "epoch_second" => parse_epoch(s, MICROS_PER_SEC),
-            "strict_date_optional_time" | "date_optional_time" | "strict_date_time"
-            | "date_time" | "strict_date_optional_time_nanos" | "iso8601" => parse_iso(s),
+            "strict_date_optional_time"
+            | "date_optional_time"
+            | "strict_date_time"
+            | "date_time"
+            | "strict_date_optional_time_nanos"
+            | "iso8601" => parse_iso(s),
             "strict_date" | "date" | "yyyy-MM-dd" => parse_iso(s).filter(|_| s.len() == 10),
             "basic_date_time" => parse_pattern(s, "yyyyMMdd'T'HHmmss.SSSZ"),
             "basic_date_time_no_millis" => parse_pattern(s, "yyyyMMdd'T'HHmmssZ"),
@@ -133,7 +140,10 @@ impl Cursor<'_> {
 
 /// ISO 8601 as `strict_date_optional_time`: `yyyy[-MM[-dd[THH[:mm[:ss[.f]]]]]][zone]`.
 pub fn parse_iso(s: &str) -> Option<i64> {
-    let mut c = Cursor { b: s.as_bytes(), i: 0 };
+    let mut c = Cursor {
+        b: s.as_bytes(),
+        i: 0,
+    };
     let year = c.digits(4)? as i32;
     let (mut month, mut day) = (1, 1);
     let (mut hour, mut minute, mut second, mut micros) = (0, 0, 0, 0i64);
@@ -321,7 +331,10 @@ mod tests {
         assert_eq!(parse_default("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(parse_default("1970-01-01 00:00:02"), Some(2_000_000));
         assert_eq!(parse_default("1970-01-02"), Some(MICROS_PER_DAY));
-        assert_eq!(parse_default("1970-01-01T00:00:00.123456789Z"), Some(123_456));
+        assert_eq!(
+            parse_default("1970-01-01T00:00:00.123456789Z"),
+            Some(123_456)
+        );
         // As in Elasticsearch, a bare 4-digit string is a year; longer digit runs are epoch millis.
         assert_eq!(parse_default("15000"), Some(15_000_000));
         assert_eq!(parse_default("nope"), None);
@@ -339,7 +352,10 @@ mod tests {
             parse_with_format("x||1970-01-01", "epoch_millis||yyyy-MM-dd"),
             None
         );
-        assert_eq!(parse_with_format("1970-01-01", "epoch_millis||yyyy-MM-dd"), Some(0));
+        assert_eq!(
+            parse_with_format("1970-01-01", "epoch_millis||yyyy-MM-dd"),
+            Some(0)
+        );
     }
 
     #[test]

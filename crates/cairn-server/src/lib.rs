@@ -1,1 +1,207 @@
-//! placeholder
+//! Cairn's HTTP server: the Elasticsearch-compatible REST API at the root paths,
+//! Cairn's own API under `/_cairn/`, and Prometheus metrics at `/_cairn/metrics`.
+//!
+//! Compatibility code lives here and only here: handlers translate Elasticsearch
+//! requests into store and search calls and their results back into Elasticsearch's
+//! response shapes, status codes and error bodies. Every response carries
+//! `X-Elastic-Product: Elasticsearch`, which the official clients check.
+
+mod admin;
+mod bulk;
+mod cat;
+mod docs;
+mod http;
+mod search;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::Router;
+use cairn_store::Store;
+
+pub use http::ApiError;
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Largest accepted request body, after decompression.
+    pub max_body_bytes: usize,
+    pub cluster_name: String,
+    pub node_name: String,
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: 100 * 1024 * 1024,
+            cluster_name: "cairn".into(),
+            node_name: "cairn-0".into(),
+            listen: "127.0.0.1:9200".into(),
+        }
+    }
+}
+
+pub struct AppState {
+    pub store: Store,
+    pub config: ServerConfig,
+    pub cluster_uuid: String,
+    pub started: std::time::Instant,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// The full router.
+pub fn router(state: Shared) -> Router {
+    let max = state.config.max_body_bytes;
+    Router::new()
+        .route("/", get(admin::root).head(admin::root_head))
+        .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
+        .route(
+            "/{index}/_bulk",
+            post(bulk::bulk_index).put(bulk::bulk_index),
+        )
+        .route("/{index}/_doc", post(docs::index_auto_id))
+        .route(
+            "/{index}/_doc/{id}",
+            put(docs::index_with_id)
+                .post(docs::index_with_id)
+                .get(docs::get_doc)
+                .head(docs::head_doc)
+                .delete(docs::delete_doc),
+        )
+        .route(
+            "/{index}/_create/{id}",
+            put(docs::create_with_id).post(docs::create_with_id),
+        )
+        .route("/{index}/_update/{id}", post(docs::update_doc))
+        .route("/{index}/_source/{id}", get(docs::get_source))
+        .route("/{index}/_delete_by_query", post(search::delete_by_query))
+        .route("/_search", get(search::search_all).post(search::search_all))
+        .route(
+            "/{index}/_search",
+            get(search::search_index).post(search::search_index),
+        )
+        .route("/_count", get(search::count_all).post(search::count_all))
+        .route(
+            "/{index}/_count",
+            get(search::count_index).post(search::count_index),
+        )
+        .route(
+            "/_refresh",
+            post(admin::refresh_all).get(admin::refresh_all),
+        )
+        .route(
+            "/{index}/_refresh",
+            post(admin::refresh_all).get(admin::refresh_all),
+        )
+        .route("/_flush", post(admin::flush_all).get(admin::flush_all))
+        .route(
+            "/{index}/_flush",
+            post(admin::flush_all).get(admin::flush_all),
+        )
+        .route(
+            "/{index}",
+            put(admin::create_index)
+                .get(admin::get_index)
+                .head(admin::head_index)
+                .delete(admin::delete_index),
+        )
+        .route("/_mapping", get(admin::get_mapping_all))
+        .route(
+            "/{index}/_mapping",
+            get(admin::get_mapping)
+                .put(admin::put_mapping)
+                .post(admin::put_mapping),
+        )
+        .route(
+            "/{index}/_settings",
+            get(admin::get_settings).put(admin::put_settings),
+        )
+        .route("/_stats", get(admin::stats_all))
+        .route("/{index}/_stats", get(admin::stats))
+        .route("/_index_template", get(admin::get_index_templates_all))
+        .route(
+            "/_index_template/{name}",
+            put(admin::put_index_template)
+                .post(admin::put_index_template)
+                .get(admin::get_index_templates)
+                .head(admin::head_index_template)
+                .delete(admin::delete_index_template),
+        )
+        .route(
+            "/_component_template",
+            get(admin::get_component_templates_all),
+        )
+        .route(
+            "/_component_template/{name}",
+            put(admin::put_component_template)
+                .post(admin::put_component_template)
+                .get(admin::get_component_templates)
+                .delete(admin::delete_component_template),
+        )
+        .route("/_template", get(admin::get_legacy_templates_all))
+        .route(
+            "/_template/{name}",
+            put(admin::put_legacy_template)
+                .post(admin::put_legacy_template)
+                .get(admin::get_legacy_templates)
+                .head(admin::head_legacy_template)
+                .delete(admin::delete_legacy_template),
+        )
+        .route("/_data_stream", get(admin::get_data_streams_all))
+        .route(
+            "/_data_stream/{name}",
+            put(admin::put_data_stream)
+                .get(admin::get_data_streams)
+                .delete(admin::delete_data_stream),
+        )
+        .route(
+            "/_data_stream/{name}/_lifecycle",
+            put(admin::put_ds_lifecycle).get(admin::get_ds_lifecycle),
+        )
+        .route("/_ilm/policy", get(admin::get_ilm_all))
+        .route(
+            "/_ilm/policy/{name}",
+            put(admin::put_ilm)
+                .get(admin::get_ilm)
+                .delete(admin::delete_ilm),
+        )
+        .route("/_license", get(admin::license))
+        .route("/_xpack", get(admin::xpack))
+        .route("/_nodes", get(admin::nodes))
+        .route("/_nodes/{rest}", get(admin::nodes))
+        .route("/_cluster/health", get(admin::cluster_health))
+        .route("/_cluster/health/{index}", get(admin::cluster_health))
+        .route("/_resolve/index/{expr}", get(admin::resolve_index))
+        .route("/_cat/indices", get(cat::indices))
+        .route("/_cat/indices/{index}", get(cat::indices_for))
+        .route("/_cat/health", get(cat::health))
+        .route("/_cat/count", get(cat::count_all))
+        .route("/_cat/count/{index}", get(cat::count_for))
+        .route("/_cairn/metrics", get(admin::metrics))
+        .route("/_cairn/retention/_run", post(admin::run_retention))
+        .route("/ui", get(admin::ui_placeholder))
+        .route("/ui/", get(admin::ui_placeholder))
+        .fallback(http::fallback)
+        .layer(axum::middleware::from_fn(http::es_headers))
+        .layer(DefaultBodyLimit::max(max))
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .with_state(state)
+}
+
+/// Background work of a running server: retention.
+pub fn spawn_background(state: Shared) {
+    let interval = state.store.config().retention_check_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval.max(Duration::from_secs(1)));
+        loop {
+            tick.tick().await;
+            let n = state.store.run_retention().await;
+            if n > 0 {
+                tracing::info!(partitions = n, "retention removed partitions");
+            }
+        }
+    });
+}

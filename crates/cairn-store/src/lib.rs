@@ -1,1 +1,1308 @@
-//! placeholder
+//! Cairn's write path: durable ingest into time-partitioned tantivy indexes.
+//!
+//! ```text
+//! request -> mapping (typed leaves) -> WAL append + fsync (group commit) -> ack
+//!                                          \-> indexer thread -> partition writers
+//! ```
+//! - [`wal`]: the write-ahead log; nothing is acknowledged before it is fsynced.
+//! - [`indexer`]: applies WAL records to partitions; refresh (searchable, cheap, every
+//!   `refresh_interval`) is separate from flush (a durable point per partition, after
+//!   which WAL segments are deleted).
+//! - [`dir`]: the tantivy directory that makes that split possible.
+//! - [`partition`]: one tantivy index per index per UTC day (or hour).
+//! - [`meta`]: the crash-safe metastore.
+//! - [`admin`]: index, template, data stream and ILM administration.
+//!
+//! Crash safety: a partition opens at its durable point and the WAL replays every
+//! record after it; replay is idempotent by WAL sequence number, so an acknowledged
+//! document is never lost and never duplicated.
+//!
+//! `_id` uniqueness within an index spans all its partitions: explicit-id writes look
+//! the id up in the not-yet-refreshed set and in every partition's `_id` terms (under
+//! a per-index lock), and a replace whose new `@timestamp` falls in another partition
+//! deletes the old copy there.
+
+pub mod admin;
+pub mod dir;
+pub mod indexer;
+pub mod meta;
+pub mod metrics;
+pub mod partition;
+pub mod schema;
+pub mod wal;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_core::mapping::Mapping;
+use cairn_core::time::{self, now_micros};
+use cairn_core::EsError;
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Map, Value};
+use tantivy::collector::TopDocs;
+use tantivy::query::TermQuery;
+use tantivy::schema::IndexRecordOption;
+use tantivy::{TantivyDocument, Term};
+
+use crate::indexer::{Attachment, Indexer, Msg};
+use crate::meta::{MetaState, MetaStore};
+use crate::partition::{parse_partition_dir_name, partition_dir_name, Granularity, Partition};
+use crate::wal::{StdFs, Wal, WalFs, WalOp};
+
+pub use crate::metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the data directory {0} is in use by another cairn process (it holds {0}/cairn.lock)")]
+    Locked(String),
+    #[error("{0}")]
+    Format(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| {
+        if source.kind() == std::io::ErrorKind::InvalidData {
+            StoreError::Format(source.to_string())
+        } else {
+            StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub refresh_interval: Duration,
+    pub flush_interval: Duration,
+    pub flush_threshold_bytes: u64,
+    pub granularity: Granularity,
+    /// Memory shared by all open index writers.
+    pub indexing_memory_bytes: usize,
+    pub max_open_writers: usize,
+    pub idle_writer_close: Duration,
+    /// Accepted `@timestamp` window around now.
+    pub max_past: Duration,
+    pub max_future: Duration,
+    pub wal_segment_bytes: u64,
+    pub zstd_level: i32,
+    pub docstore_block_bytes: usize,
+    pub retention_check_interval: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            refresh_interval: Duration::from_secs(1),
+            flush_interval: Duration::from_secs(60),
+            flush_threshold_bytes: 512 * 1024 * 1024,
+            granularity: Granularity::Day,
+            indexing_memory_bytes: 128 * 1024 * 1024,
+            max_open_writers: 4,
+            idle_writer_close: Duration::from_secs(300),
+            max_past: Duration::from_secs(3650 * 86_400),
+            max_future: Duration::from_secs(2 * 86_400),
+            wal_segment_bytes: 64 * 1024 * 1024,
+            zstd_level: 3,
+            docstore_block_bytes: 128 * 1024,
+            retention_check_interval: Duration::from_secs(60),
+        }
+    }
+
+    /// tantivy needs at least 15 MB per indexing thread.
+    pub fn writer_memory_bytes(&self) -> usize {
+        (self.indexing_memory_bytes / self.max_open_writers.max(1)).max(15_000_000)
+    }
+}
+
+/// A not-yet-refreshed write, kept so that reads by id are realtime and so that
+/// `_id` checks see documents the searchers do not.
+#[derive(Debug, Clone)]
+struct PendingDoc {
+    seq: u64,
+    partition: i64,
+    /// `None`: deleted.
+    source: Option<Arc<Vec<u8>>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    by_id: HashMap<String, PendingDoc>,
+    by_seq: BTreeMap<u64, String>,
+}
+
+/// A live index.
+pub struct IndexHandle {
+    pub name: String,
+    pub uuid: u128,
+    pub uuid_str: String,
+    pub data_stream: Option<String>,
+    mapping: RwLock<Arc<Mapping>>,
+    pub partitions: RwLock<BTreeMap<i64, Arc<Partition>>>,
+    pending: Mutex<Pending>,
+    /// Serializes explicit-id writes of this index from the id check to the WAL append.
+    id_lock: tokio::sync::Mutex<()>,
+    pub refreshed_seq: AtomicU64,
+    deleted: AtomicBool,
+    dir: PathBuf,
+    pub docs_ingested: AtomicU64,
+    pub bytes_ingested: AtomicU64,
+}
+
+impl std::fmt::Debug for IndexHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl IndexHandle {
+    pub fn mapping(&self) -> Arc<Mapping> {
+        self.mapping.read().clone()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
+    }
+
+    /// Partitions, newest first.
+    pub fn partitions_newest_first(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().rev().cloned().collect()
+    }
+
+    pub fn doc_count(&self) -> u64 {
+        self.partitions.read().values().map(|p| p.num_docs()).sum()
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        partition::dir_size(&self.dir)
+    }
+
+    fn rebuild_document(&self, id: &str, source: &[u8], ts: i64) -> Option<TantivyDocument> {
+        let doc: Map<String, Value> = serde_json::from_slice(source).ok()?;
+        let mut m = (*self.mapping()).clone();
+        let prepared = m.prepare(&doc, id).ok()?;
+        let (_, fields) = schema::build_schema();
+        Some(schema::build_document(
+            &fields,
+            id,
+            source,
+            ts,
+            &prepared.leaves,
+        ))
+    }
+
+    fn partition_or_create(&self, inner: &Inner, key: i64) -> std::io::Result<Arc<Partition>> {
+        if let Some(p) = self.partitions.read().get(&key) {
+            return Ok(p.clone());
+        }
+        let mut parts = self.partitions.write();
+        if let Some(p) = parts.get(&key) {
+            return Ok(p.clone());
+        }
+        let g = inner.config.granularity;
+        let path = self.dir.join(partition_dir_name(key, g));
+        let p = Arc::new(Partition::open(
+            &path,
+            key,
+            g,
+            partition::index_settings(inner.config.zstd_level, inner.config.docstore_block_bytes),
+        )?);
+        parts.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Looks an id up in the committed partitions: the partition keys holding it.
+    fn committed_locations(&self, id: &str) -> Vec<i64> {
+        let mut out = Vec::new();
+        for (key, p) in self.partitions.read().iter() {
+            let searcher = p.reader.searcher();
+            let term = Term::from_field_text(p.fields.id, id);
+            let q = TermQuery::new(term, IndexRecordOption::Basic);
+            if let Ok(n) = searcher.search(&q, &tantivy::collector::Count) {
+                if n > 0 {
+                    out.push(*key);
+                }
+            }
+        }
+        out
+    }
+
+    /// Realtime get: the newest source of `id`, or None.
+    pub fn get_source(&self, id: &str) -> Option<Vec<u8>> {
+        if let Some(p) = self.pending.lock().by_id.get(id) {
+            return p.source.as_ref().map(|s| s.as_ref().clone());
+        }
+        for p in self.partitions.read().values().rev() {
+            let searcher = p.reader.searcher();
+            let q = TermQuery::new(
+                Term::from_field_text(p.fields.id, id),
+                IndexRecordOption::Basic,
+            );
+            let Ok(top) = searcher.search(&q, &TopDocs::with_limit(1).order_by_score()) else {
+                continue;
+            };
+            if let Some((_, addr)) = top.first() {
+                if let Ok(doc) = searcher.doc::<TantivyDocument>(*addr) {
+                    use tantivy::schema::document::Value as _;
+                    if let Some(b) = doc.get_first(p.fields.source).and_then(|v| v.as_bytes()) {
+                        return Some(b.to_vec());
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Where `id` currently lives (pending write or committed partitions).
+    fn locate(&self, id: &str) -> (bool, Vec<i64>) {
+        if let Some(p) = self.pending.lock().by_id.get(id) {
+            return match p.source {
+                Some(_) => (true, vec![p.partition]),
+                None => (false, vec![]),
+            };
+        }
+        let locs = self.committed_locations(id);
+        (!locs.is_empty(), locs)
+    }
+}
+
+pub(crate) struct Inner {
+    pub config: StoreConfig,
+    pub metastore: MetaStore,
+    pub meta: Mutex<MetaState>,
+    indexes: RwLock<HashMap<String, Arc<IndexHandle>>>,
+    by_uuid: RwLock<HashMap<u128, Arc<IndexHandle>>>,
+    indexer_tx: Mutex<Option<SyncSender<Msg>>>,
+    wal: Mutex<Option<Wal<Attachment>>>,
+    pub metrics: Metrics,
+    refresh_notify: tokio::sync::watch::Sender<u64>,
+    _lock: fs::File,
+}
+
+impl Inner {
+    pub(crate) fn index_by_uuid(&self, uuid: u128) -> Option<Arc<IndexHandle>> {
+        self.by_uuid.read().get(&uuid).cloned()
+    }
+
+    pub(crate) fn after_refresh(&self, seq: u64) {
+        for h in self.by_uuid.read().values() {
+            h.refreshed_seq.store(seq, Ordering::SeqCst);
+            let mut p = h.pending.lock();
+            let done: Vec<u64> = p.by_seq.range(..=seq).map(|(s, _)| *s).collect();
+            for s in done {
+                if let Some(id) = p.by_seq.remove(&s) {
+                    if p.by_id.get(&id).is_some_and(|d| d.seq == s) {
+                        p.by_id.remove(&id);
+                    }
+                }
+            }
+        }
+        let _ = self.refresh_notify.send(seq);
+    }
+
+    pub(crate) fn wal_release_through(&self, seq: u64) -> std::io::Result<()> {
+        if let Some(w) = self.wal.lock().as_ref() {
+            w.request_roll();
+            w.release_through(seq)?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, msg: Msg) -> Result<(), EsError> {
+        let tx = self.indexer_tx.lock().clone();
+        match tx {
+            Some(tx) => tx
+                .send(msg)
+                .map_err(|_| EsError::internal("the indexer has stopped")),
+            None => Err(EsError::internal("the store is shut down")),
+        }
+    }
+}
+
+/// How a write request waits for visibility (`?refresh=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    False,
+    True,
+    WaitFor,
+}
+
+/// One write of a bulk request, parsed.
+#[derive(Debug, Clone)]
+pub enum WriteKind {
+    Index,
+    Create,
+    Delete,
+    Update {
+        doc: Option<Map<String, Value>>,
+        doc_as_upsert: bool,
+        upsert: Option<Map<String, Value>>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub kind: WriteKind,
+    pub index: String,
+    pub id: Option<String>,
+    /// The document (index/create), or the error parsing it.
+    pub source: Option<Result<Map<String, Value>, EsError>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemResult {
+    pub action: &'static str,
+    pub index: String,
+    pub id: String,
+    pub status: u16,
+    pub result: Option<&'static str>,
+    pub error: Option<EsError>,
+    pub seq_no: u64,
+}
+
+impl ItemResult {
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("_index".into(), Value::String(self.index.clone()));
+        o.insert("_id".into(), Value::String(self.id.clone()));
+        if let Some(e) = &self.error {
+            o.insert("status".into(), self.status.into());
+            o.insert("error".into(), e.to_object());
+        } else {
+            o.insert("_version".into(), 1.into());
+            if let Some(r) = self.result {
+                o.insert("result".into(), r.into());
+            }
+            o.insert(
+                "_shards".into(),
+                serde_json::json!({"total": 1, "successful": 1, "failed": 0}),
+            );
+            o.insert("_seq_no".into(), self.seq_no.into());
+            o.insert("_primary_term".into(), 1.into());
+            o.insert("status".into(), self.status.into());
+        }
+        Value::Object(o)
+    }
+}
+
+/// The store: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn parse_uuid(s: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(s).ok().map(|u| u.as_u128())
+}
+
+/// Generates an `_id` like Elasticsearch's: 20 URL-safe base64 characters, time
+/// first so ids of one period share prefixes in the term dictionary.
+pub fn generate_id() -> String {
+    use base64::Engine;
+    let mut b = [0u8; 15];
+    let ms = (now_micros() / 1000) as u64;
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    let r = uuid::Uuid::new_v4();
+    b[6..].copy_from_slice(&r.as_bytes()[..9]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Checks the format versions of everything in a data dir without changing anything.
+pub fn preflight(data_dir: &Path) -> Result<(), StoreError> {
+    let state = data_dir.join("meta").join("state.json");
+    if state.exists() {
+        let bytes = fs::read(&state).map_err(io_err(&state))?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Format(format!("{}: {e}", state.display())))?;
+        let version = v.get("format_version").and_then(Value::as_u64).unwrap_or(0);
+        if version != meta::META_FORMAT_VERSION as u64 {
+            return Err(StoreError::Format(format!(
+                "{} was written with metastore format version {version}; this cairn reads version {}. Nothing was changed.",
+                state.display(),
+                meta::META_FORMAT_VERSION
+            )));
+        }
+    }
+    let wal_dir = data_dir.join("wal");
+    if wal_dir.exists() {
+        wal::read_all(&wal_dir)
+            .map_err(|e| StoreError::Format(format!("{e}. Nothing was changed.")))?;
+    }
+    let idx = data_dir.join("indices");
+    if let Ok(rd) = fs::read_dir(&idx) {
+        for index_dir in rd.flatten() {
+            if let Ok(parts) = fs::read_dir(index_dir.path()) {
+                for p in parts.flatten() {
+                    let f = p.path().join(dir::DURABLE_FILE);
+                    if let Ok(bytes) = fs::read(&f) {
+                        let d: dir::DurablePoint = serde_json::from_slice(&bytes)
+                            .map_err(|e| StoreError::Format(format!("{}: {e}", f.display())))?;
+                        if d.format_version != dir::PARTITION_FORMAT_VERSION {
+                            return Err(StoreError::Format(format!(
+                                "partition {} has format version {}; this cairn reads version {}. Nothing was changed.",
+                                p.path().display(),
+                                d.format_version,
+                                dir::PARTITION_FORMAT_VERSION
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes the data-dir lock shared by the server and the CLI.
+pub fn lock_data_dir(data_dir: &Path) -> Result<fs::File, StoreError> {
+    fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+    let lock_path = data_dir.join("cairn.lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path))?;
+    match fs4::fs_std::FileExt::try_lock_exclusive(&f) {
+        Ok(true) => Ok(f),
+        Ok(false) => Err(StoreError::Locked(data_dir.display().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(StoreError::Locked(data_dir.display().to_string()))
+        }
+        Err(e) => Err(StoreError::Io {
+            path: lock_path.display().to_string(),
+            source: e,
+        }),
+    }
+}
+
+impl Store {
+    /// Opens the data dir: checks versions, rolls partitions back to their durable
+    /// points, replays the WAL, and starts the indexer.
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        Self::open_with_fs(config, Arc::new(StdFs))
+    }
+
+    pub fn open_with_fs(config: StoreConfig, wal_fs: Arc<dyn WalFs>) -> Result<Store, StoreError> {
+        let data = config.data_dir.clone();
+        let lock = lock_data_dir(&data)?;
+        preflight(&data)?;
+        let meta_dir = data.join("meta");
+        let (metastore, state) = MetaStore::open(&meta_dir).map_err(io_err(&meta_dir))?;
+        let indices_dir = data.join("indices");
+        fs::create_dir_all(&indices_dir).map_err(io_err(&indices_dir))?;
+        let mut indexes = HashMap::new();
+        let mut by_uuid = HashMap::new();
+        let mut max_durable = 0u64;
+        for (name, im) in &state.indexes {
+            let uuid = parse_uuid(&im.uuid)
+                .ok_or_else(|| StoreError::Format(format!("index {name} has a bad uuid")))?;
+            let mut mapping = Mapping::from_json(&im.mappings)
+                .map_err(|e| StoreError::Format(format!("index {name}: {}", e.reason)))?;
+            if let Some(l) = im
+                .settings
+                .get("index.mapping.total_fields.limit")
+                .and_then(setting_u64)
+            {
+                mapping.total_fields_limit = l as usize;
+            }
+            let dir = indices_dir.join(&im.uuid);
+            let mut parts = BTreeMap::new();
+            if let Ok(rd) = fs::read_dir(&dir) {
+                for e in rd.flatten() {
+                    let fname = e.file_name().to_string_lossy().into_owned();
+                    let Some((key, g)) = parse_partition_dir_name(&fname) else {
+                        continue;
+                    };
+                    let p = Partition::open(
+                        &e.path(),
+                        key,
+                        g,
+                        partition::index_settings(config.zstd_level, config.docstore_block_bytes),
+                    )
+                    .map_err(io_err(&e.path()))?;
+                    max_durable = max_durable.max(p.durable_seq.load(Ordering::SeqCst));
+                    parts.insert(key, Arc::new(p));
+                }
+            }
+            let h = Arc::new(IndexHandle {
+                name: name.clone(),
+                uuid,
+                uuid_str: im.uuid.clone(),
+                data_stream: im.data_stream.clone(),
+                mapping: RwLock::new(Arc::new(mapping)),
+                partitions: RwLock::new(parts),
+                pending: Mutex::new(Pending::default()),
+                id_lock: tokio::sync::Mutex::new(()),
+                refreshed_seq: AtomicU64::new(0),
+                deleted: AtomicBool::new(false),
+                dir,
+                docs_ingested: AtomicU64::new(0),
+                bytes_ingested: AtomicU64::new(0),
+            });
+            indexes.insert(name.clone(), h.clone());
+            by_uuid.insert(uuid, h);
+        }
+        // Directories of deleted indexes.
+        if let Ok(rd) = fs::read_dir(&indices_dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if parse_uuid(&n).is_none_or(|u| !by_uuid.contains_key(&u)) {
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let (refresh_notify, _) = tokio::sync::watch::channel(0u64);
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            metastore,
+            meta: Mutex::new(state),
+            indexes: RwLock::new(indexes),
+            by_uuid: RwLock::new(by_uuid),
+            indexer_tx: Mutex::new(None),
+            wal: Mutex::new(None),
+            metrics: Metrics::default(),
+            refresh_notify,
+            _lock: lock,
+        });
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4);
+        *inner.indexer_tx.lock() = Some(tx.clone());
+        let indexer = Indexer::new(inner.clone());
+        std::thread::Builder::new()
+            .name("cairn-indexer".into())
+            .spawn(move || indexer.run(rx))
+            .map_err(io_err(&data))?;
+        let wal_dir = data.join("wal");
+        let tx_wal = tx.clone();
+        let (wal, replay) = Wal::open(
+            &wal_dir,
+            max_durable + 1,
+            config.wal_segment_bytes,
+            wal_fs,
+            move |batch| {
+                let _ = tx_wal.send(Msg::Records(batch));
+            },
+        )
+        .map_err(io_err(&wal_dir))?;
+        let n = replay.records.len();
+        if n > 0 {
+            tracing::info!(records = n, "replaying the write-ahead log");
+            for chunk in replay.records.chunks(10_000) {
+                tx.send(Msg::Replay(chunk.to_vec()))
+                    .map_err(|_| StoreError::Format("the indexer stopped during replay".into()))?;
+            }
+        }
+        *inner.wal.lock() = Some(wal);
+        let store = Store { inner };
+        // Wait for the replay to be searchable.
+        let (rtx, rrx) = tokio::sync::oneshot::channel();
+        store
+            .inner
+            .send(Msg::Refresh(rtx))
+            .map_err(|e| StoreError::Format(e.reason))?;
+        let _ = rrx.blocking_recv();
+        Ok(store)
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn wal_fsync_latencies(&self) -> Vec<u64> {
+        self.inner
+            .wal
+            .lock()
+            .as_ref()
+            .map(|w| w.take_fsync_latencies())
+            .unwrap_or_default()
+    }
+
+    /// Flushes everything and stops the indexer and the WAL.
+    pub fn shutdown(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.inner.send(Msg::Shutdown(tx)).is_ok() {
+            let _ = rx.blocking_recv();
+        }
+        *self.inner.indexer_tx.lock() = None;
+        *self.inner.wal.lock() = None;
+    }
+
+    pub fn index(&self, name: &str) -> Option<Arc<IndexHandle>> {
+        self.inner.indexes.read().get(name).cloned()
+    }
+
+    pub fn index_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.indexes.read().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn meta(&self) -> parking_lot::MutexGuard<'_, MetaState> {
+        self.inner.meta.lock()
+    }
+
+    /// Saves the metastore after a change made through [`Store::meta`].
+    pub fn save_meta(&self, state: &MetaState) -> Result<(), EsError> {
+        self.inner
+            .metastore
+            .save(state)
+            .map_err(|e| EsError::internal(format!("cannot save the metastore: {e}")))
+    }
+
+    /// Makes every acknowledged write searchable now.
+    pub async fn refresh(&self) -> Result<(), EsError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.send(Msg::Refresh(tx)))
+            .await
+            .map_err(|e| EsError::internal(e.to_string()))??;
+        rx.await
+            .map_err(|_| EsError::internal("the indexer has stopped"))
+    }
+
+    /// Makes every acknowledged write durable in its partition (and trims the WAL).
+    pub async fn flush(&self) -> Result<(), EsError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.send(Msg::Flush(tx)))
+            .await
+            .map_err(|e| EsError::internal(e.to_string()))??;
+        rx.await
+            .map_err(|_| EsError::internal("the indexer has stopped"))?
+            .map_err(|e| EsError::storage(format!("flush failed: {e}")))
+    }
+
+    async fn wait_refreshed(&self, seq: u64) {
+        let mut rx = self.inner.refresh_notify.subscribe();
+        while *rx.borrow_and_update() < seq {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Registers a new index (no checks beyond uuid allocation; see [`admin`]).
+    pub(crate) fn register_index(
+        &self,
+        state: &mut MetaState,
+        name: &str,
+        im: meta::IndexMeta,
+        mapping: Mapping,
+    ) -> Arc<IndexHandle> {
+        let uuid = parse_uuid(&im.uuid).unwrap_or_else(|| uuid::Uuid::new_v4().as_u128());
+        let h = Arc::new(IndexHandle {
+            name: name.to_string(),
+            uuid,
+            uuid_str: im.uuid.clone(),
+            data_stream: im.data_stream.clone(),
+            mapping: RwLock::new(Arc::new(mapping)),
+            partitions: RwLock::new(BTreeMap::new()),
+            pending: Mutex::new(Pending::default()),
+            id_lock: tokio::sync::Mutex::new(()),
+            refreshed_seq: AtomicU64::new(0),
+            deleted: AtomicBool::new(false),
+            dir: self.inner.config.data_dir.join("indices").join(&im.uuid),
+            docs_ingested: AtomicU64::new(0),
+            bytes_ingested: AtomicU64::new(0),
+        });
+        state.indexes.insert(name.to_string(), im);
+        self.inner
+            .indexes
+            .write()
+            .insert(name.to_string(), h.clone());
+        self.inner.by_uuid.write().insert(uuid, h.clone());
+        h
+    }
+
+    /// Removes an index: its writers close, its partitions go when no reader holds them.
+    pub(crate) async fn unregister_index(&self, name: &str) -> Result<(), EsError> {
+        let h = self.inner.indexes.write().remove(name);
+        let Some(h) = h else { return Ok(()) };
+        h.deleted.store(true, Ordering::SeqCst);
+        self.inner.by_uuid.write().remove(&h.uuid);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = self.inner.clone();
+        let uuid = h.uuid;
+        tokio::task::spawn_blocking(move || inner.send(Msg::DropIndex(uuid, tx)))
+            .await
+            .map_err(|e| EsError::internal(e.to_string()))??;
+        let _ = rx.await;
+        for p in h.partitions.write().values() {
+            p.mark_removed();
+        }
+        h.partitions.write().clear();
+        let dir = h.dir.clone();
+        drop(h);
+        let _ = fs::remove_dir_all(dir);
+        Ok(())
+    }
+
+    /// Deletes whole partitions of `index` that end at or before `cutoff`.
+    pub async fn drop_partitions_before(&self, index: &Arc<IndexHandle>, cutoff: i64) -> usize {
+        let keys: Vec<i64> = index
+            .partitions
+            .read()
+            .values()
+            .filter(|p| p.end <= cutoff)
+            .map(|p| p.key)
+            .collect();
+        for key in &keys {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let inner = self.inner.clone();
+            let uuid = index.uuid;
+            let k = *key;
+            let sent =
+                tokio::task::spawn_blocking(move || inner.send(Msg::DropPartition(uuid, k, tx)))
+                    .await;
+            if matches!(sent, Ok(Ok(()))) {
+                let _ = rx.await;
+            }
+            if let Some(p) = index.partitions.write().remove(key) {
+                p.mark_removed();
+                tracing::info!(index = %index.name, partition = %p.path().display(), "retention: partition deleted");
+            }
+        }
+        keys.len()
+    }
+
+    /// Applies a bulk of writes. Each item succeeds or fails on its own.
+    pub async fn bulk(&self, requests: Vec<WriteRequest>, refresh: Refresh) -> Vec<ItemResult> {
+        let started = std::time::Instant::now();
+        let n = requests.len();
+        let mut results: Vec<Option<ItemResult>> = vec![None; n];
+        // Group by target index, keeping request order within each index.
+        let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, r) in requests.iter().enumerate() {
+            groups.entry(r.index.clone()).or_default().push(i);
+        }
+        let mut max_seq = 0u64;
+        for (index_name, idxs) in groups {
+            let handle = match self.resolve_write_index(&index_name).await {
+                Ok(h) => h,
+                Err(e) => {
+                    for i in idxs {
+                        let r = &requests[i];
+                        results[i] = Some(error_item(
+                            r,
+                            &index_name,
+                            r.id.clone().unwrap_or_default(),
+                            e.clone(),
+                        ));
+                    }
+                    continue;
+                }
+            };
+            let items: Vec<(usize, &WriteRequest)> =
+                idxs.iter().map(|&i| (i, &requests[i])).collect();
+            let (res, seq) = self.bulk_one_index(&handle, items).await;
+            max_seq = max_seq.max(seq);
+            for (i, r) in res {
+                results[i] = Some(r);
+            }
+        }
+        match refresh {
+            Refresh::True => {
+                let _ = self.refresh().await;
+            }
+            Refresh::WaitFor => self.wait_refreshed(max_seq).await,
+            Refresh::False => {}
+        }
+        self.inner.metrics.record_bulk(started.elapsed(), n as u64);
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| ItemResult {
+                    action: "index",
+                    index: String::new(),
+                    id: String::new(),
+                    status: 500,
+                    result: None,
+                    error: Some(EsError::internal("item was not processed")),
+                    seq_no: 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn bulk_one_index(
+        &self,
+        h: &Arc<IndexHandle>,
+        items: Vec<(usize, &WriteRequest)>,
+    ) -> (Vec<(usize, ItemResult)>, u64) {
+        let mut out: Vec<(usize, ItemResult)> = Vec::with_capacity(items.len());
+        let needs_id_lock = items.iter().any(|(_, r)| r.id.is_some());
+        let _guard = if needs_id_lock {
+            Some(h.id_lock.lock().await)
+        } else {
+            None
+        };
+        let now = now_micros();
+        let g = self.inner.config.granularity;
+        let max_past = self.inner.config.max_past.as_micros() as i64;
+        let max_future = self.inner.config.max_future.as_micros() as i64;
+        let (_, fields) = schema::build_schema();
+        // Mapping: work on a copy; persist it if new fields appeared.
+        let base = h.mapping();
+        let mut mapping = (*base).clone();
+        struct Planned {
+            slot: usize,
+            action: &'static str,
+            id: String,
+            result: &'static str,
+            op: WalOp,
+            doc: Attachment,
+            pending: Option<PendingDoc>,
+        }
+        let mut planned: Vec<Planned> = Vec::new();
+        // Ids claimed earlier in this same bulk: id -> (exists, partition).
+        let mut local: HashMap<String, Option<(i64, Arc<Vec<u8>>)>> = HashMap::new();
+        for (slot, r) in items {
+            let action = match r.kind {
+                WriteKind::Index => "index",
+                WriteKind::Create => "create",
+                WriteKind::Delete => "delete",
+                WriteKind::Update { .. } => "update",
+            };
+            let explicit = r.id.clone();
+            let id = explicit.clone().unwrap_or_else(generate_id);
+            let fail = |e: EsError| ItemResult {
+                action,
+                index: h.name.clone(),
+                id: id.clone(),
+                status: e.status,
+                result: None,
+                error: Some(e),
+                seq_no: 0,
+            };
+            if id.len() > 512 {
+                out.push((
+                    slot,
+                    fail(EsError::illegal_argument(format!(
+                        "id [{}...] is too long, must be no longer than 512 bytes but was: {}",
+                        &id[..20.min(id.len())],
+                        id.len()
+                    ))),
+                ));
+                continue;
+            }
+            // Current state of the id (only looked up for explicit ids).
+            let current: Option<(bool, Vec<i64>, Option<Arc<Vec<u8>>>)> = if explicit.is_some() {
+                if let Some(l) = local.get(&id) {
+                    Some(match l {
+                        Some((p, s)) => (true, vec![*p], Some(s.clone())),
+                        None => (false, vec![], None),
+                    })
+                } else {
+                    let (exists, locs) = h.locate(&id);
+                    Some((exists, locs, None))
+                }
+            } else {
+                None
+            };
+            let (exists, locs) = match &current {
+                Some((e, l, _)) => (*e, l.clone()),
+                None => (false, vec![]),
+            };
+            // Build the document for index/create/update.
+            let doc_map: Map<String, Value> = match &r.kind {
+                WriteKind::Delete => {
+                    if !exists {
+                        out.push((
+                            slot,
+                            ItemResult {
+                                action,
+                                index: h.name.clone(),
+                                id: id.clone(),
+                                status: 404,
+                                result: Some("not_found"),
+                                error: None,
+                                seq_no: 0,
+                            },
+                        ));
+                        continue;
+                    }
+                    planned.push(Planned {
+                        slot,
+                        action,
+                        id: id.clone(),
+                        result: "deleted",
+                        op: WalOp::Delete {
+                            index: h.uuid,
+                            id: id.clone(),
+                            partitions: locs.clone(),
+                        },
+                        doc: None,
+                        pending: Some(PendingDoc {
+                            seq: 0,
+                            partition: 0,
+                            source: None,
+                        }),
+                    });
+                    local.insert(id.clone(), None);
+                    continue;
+                }
+                WriteKind::Index | WriteKind::Create => match &r.source {
+                    Some(Ok(m)) => m.clone(),
+                    Some(Err(e)) => {
+                        out.push((slot, fail(e.clone())));
+                        continue;
+                    }
+                    None => {
+                        out.push((
+                            slot,
+                            fail(EsError::action_request_validation(
+                                "Validation Failed: 1: source is missing;",
+                            )),
+                        ));
+                        continue;
+                    }
+                },
+                WriteKind::Update {
+                    doc,
+                    doc_as_upsert,
+                    upsert,
+                } => {
+                    let cur_source = match &current {
+                        Some((true, _, Some(s))) => Some(s.as_ref().clone()),
+                        Some((true, _, None)) => h.get_source(&id),
+                        _ => None,
+                    };
+                    match cur_source {
+                        Some(bytes) => {
+                            let mut base: Map<String, Value> =
+                                serde_json::from_slice(&bytes).unwrap_or_default();
+                            if let Some(d) = doc {
+                                merge_docs(&mut base, d);
+                            }
+                            base
+                        }
+                        None => {
+                            if *doc_as_upsert {
+                                doc.clone().unwrap_or_default()
+                            } else if let Some(u) = upsert {
+                                u.clone()
+                            } else {
+                                out.push((
+                                    slot,
+                                    fail(
+                                        EsError::new(
+                                            404,
+                                            "document_missing_exception",
+                                            format!("[{id}]: document missing"),
+                                        )
+                                        .with("index_uuid", h.uuid_str.clone())
+                                        .with("shard", "0")
+                                        .with("index", h.name.clone()),
+                                    ),
+                                ));
+                                continue;
+                            }
+                        }
+                    }
+                }
+            };
+            if matches!(r.kind, WriteKind::Create) && exists {
+                out.push((
+                    slot,
+                    fail(EsError::version_conflict(
+                        &id,
+                        "version conflict, document already exists (current version [1])",
+                        &h.name,
+                        &h.uuid_str,
+                    )),
+                ));
+                continue;
+            }
+            if h.data_stream.is_some() && !matches!(r.kind, WriteKind::Create) {
+                out.push((
+                    slot,
+                    fail(EsError::illegal_argument(format!(
+                        "only write ops with an op_type of create are allowed in data streams"
+                    ))),
+                ));
+                continue;
+            }
+            let prepared = match mapping.prepare(&doc_map, &id) {
+                Ok(p) => p,
+                Err(e) => {
+                    out.push((slot, fail(e)));
+                    continue;
+                }
+            };
+            let ts_leaf = prepared
+                .leaves
+                .iter()
+                .find_map(|l| match (&l.path[..], &l.value) {
+                    ("@timestamp", cairn_core::mapping::LeafValue::Date(t)) => Some(*t),
+                    _ => None,
+                });
+            let mut doc_map = doc_map;
+            let ts = match ts_leaf {
+                Some(t) => t,
+                None if doc_map.contains_key("@timestamp")
+                    && !matches!(doc_map.get("@timestamp"), Some(Value::Null)) =>
+                {
+                    out.push((slot, fail(EsError::document_parsing(format!(
+                        "failed to parse field [@timestamp] of type [date] in document with id '{id}'"
+                    )))));
+                    continue;
+                }
+                None if h.data_stream.is_some() => {
+                    out.push((
+                        slot,
+                        fail(EsError::document_parsing(
+                            "data stream timestamp field [@timestamp] is missing",
+                        )),
+                    ));
+                    continue;
+                }
+                None => {
+                    // Placed by ingest time, recorded in event.ingested.
+                    let event = doc_map
+                        .entry("event")
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(e) = event {
+                        e.entry("ingested")
+                            .or_insert_with(|| Value::String(time::format_millis(now)));
+                    }
+                    now
+                }
+            };
+            if ts < now - max_past || ts > now + max_future {
+                out.push((slot, fail(EsError::illegal_argument(format!(
+                    "[@timestamp] {} is outside the accepted window [now-{}s, now+{}s] (see --max-past/--max-future)",
+                    time::format_millis(ts),
+                    max_past / 1_000_000,
+                    max_future / 1_000_000
+                )))));
+                continue;
+            }
+            let source = match serde_json::to_vec(&doc_map) {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push((slot, fail(EsError::document_parsing(e.to_string()))));
+                    continue;
+                }
+            };
+            // Re-prepare when the map changed (event.ingested was added).
+            let leaves = if ts_leaf.is_none() {
+                match mapping.prepare(&doc_map, &id) {
+                    Ok(p) => p.leaves,
+                    Err(e) => {
+                        out.push((slot, fail(e)));
+                        continue;
+                    }
+                }
+            } else {
+                prepared.leaves
+            };
+            let key = g.key_for(ts);
+            let delete_from: Vec<i64> = locs.clone();
+            let tdoc = schema::build_document(&fields, &id, &source, ts, &leaves);
+            let src = Arc::new(source);
+            let result = if exists { "updated" } else { "created" };
+            local.insert(id.clone(), Some((key, src.clone())));
+            planned.push(Planned {
+                slot,
+                action,
+                id: id.clone(),
+                result,
+                op: WalOp::Index {
+                    index: h.uuid,
+                    partition: key,
+                    ts,
+                    id: id.clone(),
+                    source: src.as_ref().clone(),
+                    delete_from,
+                },
+                doc: Some(tdoc),
+                pending: Some(PendingDoc {
+                    seq: 0,
+                    partition: key,
+                    source: Some(src),
+                }),
+            });
+        }
+        if planned.is_empty() {
+            return (out, 0);
+        }
+        if mapping != *base {
+            if let Err(e) = self.persist_mapping(h, &base, mapping) {
+                for p in planned {
+                    out.push((
+                        p.slot,
+                        ItemResult {
+                            action: p.action,
+                            index: h.name.clone(),
+                            id: p.id,
+                            status: e.status,
+                            result: None,
+                            error: Some(e.clone()),
+                            seq_no: 0,
+                        },
+                    ));
+                }
+                return (out, 0);
+            }
+        }
+        let mut bytes = 0u64;
+        let mut docs = 0u64;
+        let ops: Vec<(WalOp, Attachment)> = planned
+            .iter_mut()
+            .map(|p| {
+                if let WalOp::Index { source, .. } = &p.op {
+                    bytes += source.len() as u64;
+                    docs += 1;
+                }
+                (p.op.clone(), p.doc.take())
+            })
+            .collect();
+        let wal = self.inner.wal.lock().clone();
+        let appended = match wal {
+            Some(w) => w.append(ops).await,
+            None => Err(std::io::Error::other("the store is shut down")),
+        };
+        match appended {
+            Ok((first, last)) => {
+                h.docs_ingested.fetch_add(docs, Ordering::Relaxed);
+                h.bytes_ingested.fetch_add(bytes, Ordering::Relaxed);
+                self.inner.metrics.record_ingest(docs, bytes);
+                let mut pend = h.pending.lock();
+                for (k, p) in planned.into_iter().enumerate() {
+                    let seq = first + k as u64;
+                    if let Some(mut pd) = p.pending {
+                        pd.seq = seq;
+                        // Only keep what a reader could ask for before the refresh.
+                        if h.refreshed_seq.load(Ordering::SeqCst) < seq {
+                            pend.by_seq.insert(seq, p.id.clone());
+                            pend.by_id.insert(p.id.clone(), pd);
+                        }
+                    }
+                    out.push((
+                        p.slot,
+                        ItemResult {
+                            action: p.action,
+                            index: h.name.clone(),
+                            id: p.id,
+                            status: if p.result == "created" { 201 } else { 200 },
+                            result: Some(p.result),
+                            error: None,
+                            seq_no: seq,
+                        },
+                    ));
+                }
+                (out, last)
+            }
+            Err(e) => {
+                let err = EsError::storage(format!(
+                    "the write-ahead log could not persist the write: {e}"
+                ));
+                for p in planned {
+                    out.push((
+                        p.slot,
+                        ItemResult {
+                            action: p.action,
+                            index: h.name.clone(),
+                            id: p.id,
+                            status: 500,
+                            result: None,
+                            error: Some(err.clone()),
+                            seq_no: 0,
+                        },
+                    ));
+                }
+                (out, 0)
+            }
+        }
+    }
+
+    fn persist_mapping(
+        &self,
+        h: &Arc<IndexHandle>,
+        base: &Arc<Mapping>,
+        mine: Mapping,
+    ) -> Result<(), EsError> {
+        let mut state = self.inner.meta.lock();
+        let mut current = h.mapping.write();
+        let merged = if Arc::ptr_eq(&current, base) {
+            mine
+        } else {
+            // Another request changed the mapping meanwhile: merge our additions in.
+            let mut m = (**current).clone();
+            m.merge_json(&mine.to_json())?;
+            m
+        };
+        if let Some(im) = state.indexes.get_mut(&h.name) {
+            im.mappings = merged.to_json();
+        }
+        self.inner
+            .metastore
+            .save(&state)
+            .map_err(|e| EsError::storage(format!("cannot save the mapping: {e}")))?;
+        *current = Arc::new(merged);
+        Ok(())
+    }
+
+    /// A store-wide view for metrics and `_cat`.
+    pub fn all_indexes(&self) -> Vec<Arc<IndexHandle>> {
+        let mut v: Vec<Arc<IndexHandle>> = self.inner.indexes.read().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}
+
+fn error_item(r: &WriteRequest, index: &str, id: String, e: EsError) -> ItemResult {
+    ItemResult {
+        action: match r.kind {
+            WriteKind::Index => "index",
+            WriteKind::Create => "create",
+            WriteKind::Delete => "delete",
+            WriteKind::Update { .. } => "update",
+        },
+        index: index.to_string(),
+        id,
+        status: e.status,
+        result: None,
+        error: Some(e),
+        seq_no: 0,
+    }
+}
+
+/// Elasticsearch's partial-document merge for `update` with `doc`.
+fn merge_docs(base: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (k, v) in patch {
+        match (base.get_mut(k), v) {
+            (Some(Value::Object(b)), Value::Object(p)) => merge_docs(b, p),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+pub(crate) fn setting_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}

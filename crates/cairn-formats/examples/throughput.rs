@@ -1,0 +1,78 @@
+//! Throughput per format: repeats a sample to ~200 MB and times `LineParser`.
+//! `cargo run --release -p cairn-formats --example throughput [-- MB]`
+
+use std::time::Instant;
+
+use cairn_formats::{Format, LineOutcome, LineParser, ParseOptions};
+
+fn sample(rel: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/{rel}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn main() {
+    let target_mb: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
+    let cases: Vec<(Format, Vec<u8>)> = vec![
+        (Format::AwsAlb, sample("aws/albaccesslog.log")),
+        (Format::AwsS3Access, sample("aws/s3accesslog.log")),
+        (Format::AwsCloudfront, sample("aws/cloudfront.log")),
+        (Format::AwsVpcflow, sample("aws/vpcflowlog.log")),
+        (Format::NginxAccess, sample("web/elastic-examples_apache_logs_2k.log")),
+        (Format::Json, sample("web/nginxplus_json_50.ndjson")),
+        (Format::Cri, sample("containers/pod_cri.log")),
+        (Format::Syslog, b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 [exampleSDID@32473 iut=\"3\"] 'su root' failed for lonvick on /dev/pts/8\n<13>Feb  5 17:32:18 10.0.0.99 myapp[1234]: Use the BFG!\n".to_vec()),
+    ];
+    println!(
+        "{:<16} {:>9} {:>10} {:>9}",
+        "format", "MB", "lines/s", "MB/s"
+    );
+    for (format, data) in cases {
+        // Keep the header lines (CloudFront/VPC) once, then repeat the records.
+        let mut header = Vec::new();
+        let mut body = Vec::new();
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            let t = line.trim_ascii_start();
+            if t.starts_with(b"#") || t.starts_with(b"version ") {
+                header.extend_from_slice(line);
+            } else {
+                body.extend_from_slice(line);
+            }
+        }
+        if !body.ends_with(b"\n") {
+            body.push(b'\n');
+        }
+        let reps = (target_mb << 20) / body.len().max(1) + 1;
+        let mut buf = header.clone();
+        buf.reserve(body.len() * reps);
+        for _ in 0..reps {
+            buf.extend_from_slice(&body);
+        }
+        let mut p = LineParser::new(format, ParseOptions::default());
+        let start = Instant::now();
+        let mut events = 0u64;
+        for line in buf.split(|&b| b == b'\n') {
+            match p.parse_line(line) {
+                LineOutcome::Event(e) => {
+                    events += 1;
+                    std::hint::black_box(e);
+                }
+                LineOutcome::Events(v) => events += v.len() as u64,
+                LineOutcome::Skipped(_) => {}
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let mb = buf.len() as f64 / (1 << 20) as f64;
+        let st = p.stats();
+        assert_eq!(st.failed, 0, "{format}: failures in benchmark data");
+        println!(
+            "{:<16} {:>9.1} {:>10.0} {:>9.1}",
+            format.name(),
+            mb,
+            events as f64 / secs,
+            mb / secs
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! Golden tests: inputs under `tests/data/`, hand-written expected events under
+//! `tests/expected/` (compared as JSON values, key order ignored).
+
+use cairn_formats::{parse_document_with, Event, Format, ParseOptions};
+use serde_json::Value;
+
+fn data(rel: &str) -> Vec<u8> {
+    let p = format!("{}/tests/data/{rel}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn expected(name: &str) -> Vec<Value> {
+    let p = format!("{}/tests/expected/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// Paths where two values differ, for a readable failure.
+fn diff(path: &str, got: &Value, want: &Value, out: &mut Vec<String>) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (k, wv) in w {
+                match g.get(k) {
+                    Some(gv) => diff(&format!("{path}.{k}"), gv, wv, out),
+                    None => out.push(format!("missing {path}.{k} (want {wv})")),
+                }
+            }
+            for (k, gv) in g {
+                if !w.contains_key(k) {
+                    out.push(format!("unexpected {path}.{k} = {gv}"));
+                }
+            }
+        }
+        _ if got != want => out.push(format!("{path}: got {got}, want {want}")),
+        _ => {}
+    }
+}
+
+fn check(format: Format, input: &str, expected_file: &str, opts: ParseOptions) {
+    let events: Vec<Event> = parse_document_with(format, &data(input), &opts).expect("parse");
+    let want = expected(expected_file);
+    assert_eq!(
+        events.len(),
+        want.len(),
+        "{input}: event count; got {events:#?}"
+    );
+    let mut problems = Vec::new();
+    for (i, (g, w)) in events.iter().zip(&want).enumerate() {
+        diff(
+            &format!("[{i}]"),
+            &Value::Object(g.clone()),
+            w,
+            &mut problems,
+        );
+    }
+    assert!(problems.is_empty(), "{input}:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn spec_alb() {
+    check(
+        Format::AwsAlb,
+        "spec/alb.log",
+        "spec_alb.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn spec_nlb() {
+    check(
+        Format::AwsNlb,
+        "spec/nlb.log",
+        "spec_nlb.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn spec_clb() {
+    check(
+        Format::AwsClb,
+        "spec/clb.log",
+        "spec_clb.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn spec_s3access() {
+    check(
+        Format::AwsS3Access,
+        "spec/s3access.log",
+        "spec_s3access.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn spec_cloudfront() {
+    check(
+        Format::AwsCloudfront,
+        "spec/cloudfront.log",
+        "spec_cloudfront.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn spec_vpcflow() {
+    check(
+        Format::AwsVpcflow,
+        "spec/vpcflow.log",
+        "spec_vpcflow.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn spec_cloudtrail() {
+    // Two one-line `{"Records":[…]}` documents (CloudWatch-style lines).
+    check(
+        Format::AwsCloudtrail,
+        "spec/cloudtrail.jsonl",
+        "spec_cloudtrail.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn sample_alb() {
+    check(
+        Format::AwsAlb,
+        "aws/albaccesslog.log",
+        "sample_alb.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn sample_vpcflow_with_header() {
+    check(
+        Format::AwsVpcflow,
+        "aws/vpcflowlog.log",
+        "sample_vpcflow.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn sample_web() {
+    check(
+        Format::NginxAccess,
+        "web/nginx-access_test.log",
+        "sample_nginx_access.json",
+        ParseOptions::default(),
+    );
+    check(
+        Format::ApacheError,
+        "web/apache-error_test.log",
+        "sample_apache_error.json",
+        ParseOptions::default(),
+    );
+}
+
+#[test]
+fn sample_syslog() {
+    let opts = ParseOptions {
+        reference_time: Some(1_700_000_000), // 2023-11-14
+        ..Default::default()
+    };
+    check(Format::Syslog, "syslog/rfc.log", "sample_syslog.json", opts);
+}
+
+#[test]
+fn sample_containers() {
+    check(
+        Format::Cri,
+        "containers/cri_partial.log",
+        "sample_cri.json",
+        ParseOptions::default(),
+    );
+    check(
+        Format::Docker,
+        "containers/docker_multiline.log",
+        "sample_docker.json",
+        ParseOptions::default(),
+    );
+}

@@ -1,0 +1,602 @@
+//! Compiles the `cairn-query` AST into tantivy queries against one index's mapping.
+
+use std::ops::Bound;
+
+use cairn_core::mapping::{FieldType, Mapping, StorageClass};
+use cairn_core::EsError;
+use cairn_query::{Operator, Query};
+use cairn_store::schema::{json_path, Fields};
+use serde_json::Value;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery,
+    ExistsQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, TermQuery, TermSetQuery,
+};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DateTime, Term};
+
+/// Where a field's values live in the partition schema.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Timestamp,
+    Id,
+    Text(String),
+    Exact(String, FieldType),
+}
+
+pub struct Compiler<'a> {
+    pub mapping: &'a Mapping,
+    pub fields: &'a Fields,
+    pub now_millis: i64,
+}
+
+fn unsupported(what: &str) -> EsError {
+    EsError::parsing(format!("[{what}] queries are not supported by cairn yet"))
+}
+
+fn query_err(e: cairn_query::QueryError) -> EsError {
+    EsError::new(e.status(), e.type_name(), e.reason.clone())
+}
+
+/// Text analysis for `text` fields; must match the `cairn_text` tokenizer.
+pub fn analyze(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+impl Compiler<'_> {
+    /// Resolves a field name or pattern to storage targets.
+    pub fn targets(&self, field: &str) -> Vec<Target> {
+        if field == "@timestamp" {
+            return vec![Target::Timestamp];
+        }
+        if field == "_id" {
+            return vec![Target::Id];
+        }
+        let leaf = |path: &str, ty: FieldType| -> Option<Target> {
+            match ty.storage() {
+                StorageClass::Text => Some(Target::Text(path.to_string())),
+                StorageClass::Keyword
+                | StorageClass::Integer
+                | StorageClass::Float
+                | StorageClass::Boolean
+                | StorageClass::Date => Some(Target::Exact(path.to_string(), ty)),
+                _ => None,
+            }
+        };
+        if field.contains('*') {
+            let all = field == "*";
+            return self
+                .mapping
+                .fields
+                .iter()
+                .filter(|(p, fm)| fm.indexed() && cairn_core::mapping::wildcard_match(field, p))
+                .filter(|(_, fm)| {
+                    !all || matches!(fm.ty.storage(), StorageClass::Text | StorageClass::Keyword)
+                })
+                .filter_map(|(p, fm)| leaf(p, fm.ty))
+                .collect();
+        }
+        if let Some((path, fm)) = self.mapping.resolve(field) {
+            if fm.ty.storage() == StorageClass::Object {
+                let prefix = format!("{path}.");
+                return self
+                    .mapping
+                    .fields
+                    .range(prefix.clone()..)
+                    .take_while(|(p, _)| p.starts_with(&prefix))
+                    .filter_map(|(p, f)| leaf(p, f.ty))
+                    .collect();
+            }
+            if path == "@timestamp" {
+                return vec![Target::Timestamp];
+            }
+            return leaf(path, fm.ty).into_iter().collect();
+        }
+        // Rules written for Elasticsearch query `x.keyword` where x is a keyword here.
+        if let Some(base) = field.strip_suffix(".keyword") {
+            if let Some((path, fm)) = self.mapping.resolve(base) {
+                if fm.ty.storage() == StorageClass::Keyword {
+                    return vec![Target::Exact(path.to_string(), fm.ty)];
+                }
+            }
+        }
+        vec![]
+    }
+
+    fn kw_term(&self, path: &str) -> Term {
+        Term::from_field_json_path(self.fields.kw, &json_path(path), false)
+    }
+
+    fn text_term(&self, path: &str, token: &str) -> Term {
+        let mut t = Term::from_field_json_path(self.fields.text, &json_path(path), false);
+        t.append_type_and_str(token);
+        t
+    }
+
+    /// An exact-value term on an exact field, or None if the value cannot be of the
+    /// field's type (lenient skip).
+    fn exact_term(&self, path: &str, ty: FieldType, v: &Value) -> Result<Option<Term>, EsError> {
+        let mut t = self.kw_term(path);
+        match ty.storage() {
+            StorageClass::Keyword => {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => return Ok(None),
+                };
+                t.append_type_and_str(&s);
+            }
+            StorageClass::Integer | StorageClass::Float => {
+                let f = match v {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().parse::<f64>().ok(),
+                    _ => None,
+                };
+                let Some(f) = f else { return Ok(None) };
+                // tantivy stores integral numbers in JSON as i64 terms.
+                if f.fract() == 0.0 && f.abs() < 9.0e18 {
+                    t.append_type_and_fast_value::<i64>(f as i64);
+                } else if ty.storage() == StorageClass::Integer {
+                    return Ok(None);
+                } else {
+                    t.append_type_and_fast_value::<f64>(f);
+                }
+            }
+            StorageClass::Boolean => {
+                let b = match v {
+                    Value::Bool(b) => *b,
+                    Value::String(s) if s == "true" => true,
+                    Value::String(s) if s == "false" => false,
+                    _ => return Ok(None),
+                };
+                t.append_type_and_fast_value(b);
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(t))
+    }
+
+    fn date_bounds(&self, q: &Query) -> Result<(Bound<i64>, Bound<i64>), EsError> {
+        if let Query::Range {
+            gt,
+            gte,
+            lt,
+            lte,
+            format,
+            time_zone,
+            ..
+        } = q
+        {
+            cairn_query::datemath::resolve_range(
+                gt.as_ref(),
+                gte.as_ref(),
+                lt.as_ref(),
+                lte.as_ref(),
+                format.as_deref(),
+                time_zone.as_deref(),
+                self.now_millis,
+            )
+            .map_err(query_err)
+        } else {
+            Ok((Bound::Unbounded, Bound::Unbounded))
+        }
+    }
+
+    /// Compiles a query.
+    pub fn compile(&self, q: &Query) -> Result<Box<dyn TQuery>, EsError> {
+        let boosted = |inner: Box<dyn TQuery>, boost: &Option<f32>| -> Box<dyn TQuery> {
+            match boost {
+                Some(b) if (*b - 1.0).abs() > f32::EPSILON => Box::new(BoostQuery::new(inner, *b)),
+                _ => inner,
+            }
+        };
+        Ok(match q {
+            Query::MatchAll { boost } => boosted(Box::new(AllQuery), boost),
+            Query::MatchNone => Box::new(EmptyQuery),
+            Query::Ids { values, boost } => {
+                let terms = values
+                    .iter()
+                    .map(|v| Term::from_field_text(self.fields.id, v));
+                boosted(
+                    Box::new(ConstScoreQuery::new(
+                        Box::new(TermSetQuery::new(terms)),
+                        1.0,
+                    )),
+                    boost,
+                )
+            }
+            Query::Term {
+                field,
+                value,
+                boost,
+                ..
+            } => boosted(self.term_query(field, std::slice::from_ref(value))?, boost),
+            Query::Terms {
+                field,
+                values,
+                boost,
+            } => boosted(self.term_query(field, values)?, boost),
+            Query::Range {
+                field,
+                boost,
+                gt,
+                gte,
+                lt,
+                lte,
+                ..
+            } => {
+                let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
+                for t in self.targets(field) {
+                    match t {
+                        Target::Timestamp
+                        | Target::Exact(_, FieldType::Date)
+                        | Target::Exact(_, FieldType::DateNanos) => {
+                            let (lo, hi) = self.date_bounds(q)?;
+                            let to_term = |ms: i64| -> Term {
+                                let dt = DateTime::from_timestamp_millis(ms);
+                                match &t {
+                                    Target::Timestamp => Term::from_field_date(self.fields.ts, dt),
+                                    Target::Exact(p, _) => {
+                                        let mut term = self.kw_term(p);
+                                        term.append_type_and_fast_value(dt);
+                                        term
+                                    }
+                                    _ => Term::from_field_date(self.fields.ts, dt),
+                                }
+                            };
+                            // Millisecond bounds over microsecond values: an inclusive
+                            // upper bound covers its whole millisecond.
+                            let hi = match hi {
+                                Bound::Included(ms) => Bound::Excluded(to_term(ms + 1)),
+                                Bound::Excluded(ms) => Bound::Excluded(to_term(ms)),
+                                Bound::Unbounded => Bound::Unbounded,
+                            };
+                            let lo = match lo {
+                                Bound::Included(ms) => Bound::Included(to_term(ms)),
+                                Bound::Excluded(ms) => Bound::Included(to_term(ms + 1)),
+                                Bound::Unbounded => Bound::Unbounded,
+                            };
+                            parts.push(Box::new(RangeQuery::new(lo, hi)));
+                        }
+                        Target::Exact(p, ty) if ty.is_numeric() => {
+                            let conv = |v: &Option<Value>| -> Result<Option<f64>, EsError> {
+                                match v {
+                                    None => Ok(None),
+                                    Some(Value::Number(n)) => Ok(n.as_f64()),
+                                    Some(Value::String(s)) => {
+                                        s.trim().parse::<f64>().map(Some).map_err(|_| {
+                                            EsError::new(
+                                                400,
+                                                "number_format_exception",
+                                                format!("For input string: \"{s}\""),
+                                            )
+                                        })
+                                    }
+                                    Some(other) => Err(EsError::parsing(format!(
+                                        "[range] query does not support value [{other}]"
+                                    ))),
+                                }
+                            };
+                            let mk = |f: f64| -> Term {
+                                let mut term = self.kw_term(&p);
+                                if ty.storage() == StorageClass::Integer
+                                    || (f.fract() == 0.0 && f.abs() < 9.0e18)
+                                {
+                                    term.append_type_and_fast_value::<i64>(f as i64);
+                                } else {
+                                    term.append_type_and_fast_value::<f64>(f);
+                                }
+                                term
+                            };
+                            let lo = match (conv(gt)?, conv(gte)?) {
+                                (Some(v), _) => Bound::Excluded(mk(v)),
+                                (None, Some(v)) => Bound::Included(mk(v)),
+                                _ => Bound::Unbounded,
+                            };
+                            let hi = match (conv(lt)?, conv(lte)?) {
+                                (Some(v), _) => Bound::Excluded(mk(v)),
+                                (None, Some(v)) => Bound::Included(mk(v)),
+                                _ => Bound::Unbounded,
+                            };
+                            parts.push(Box::new(RangeQuery::new(lo, hi)));
+                        }
+                        Target::Exact(p, _) => {
+                            let s = |v: &Option<Value>| {
+                                v.as_ref().map(|v| {
+                                    v.as_str()
+                                        .map(str::to_string)
+                                        .unwrap_or_else(|| v.to_string())
+                                })
+                            };
+                            let mk = |v: String| {
+                                let mut term = self.kw_term(&p);
+                                term.append_type_and_str(&v);
+                                term
+                            };
+                            let lo = match (s(gt), s(gte)) {
+                                (Some(v), _) => Bound::Excluded(mk(v)),
+                                (None, Some(v)) => Bound::Included(mk(v)),
+                                _ => Bound::Unbounded,
+                            };
+                            let hi = match (s(lt), s(lte)) {
+                                (Some(v), _) => Bound::Excluded(mk(v)),
+                                (None, Some(v)) => Bound::Included(mk(v)),
+                                _ => Bound::Unbounded,
+                            };
+                            parts.push(Box::new(RangeQuery::new(lo, hi)));
+                        }
+                        _ => {}
+                    }
+                }
+                boosted(Box::new(ConstScoreQuery::new(any_of(parts), 1.0)), boost)
+            }
+            Query::Exists { field, boost } => {
+                let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
+                for t in self.targets(field) {
+                    match t {
+                        Target::Timestamp | Target::Id => parts.push(Box::new(AllQuery)),
+                        Target::Exact(p, _) => parts.push(Box::new(ExistsQuery::new(
+                            format!("kw.{}", json_path(&p)),
+                            false,
+                        ))),
+                        Target::Text(p) => {
+                            let mut term = self.kw_term(cairn_store::schema::TEXT_EXISTS_PATH);
+                            term.append_type_and_str(&p);
+                            parts.push(Box::new(TermQuery::new(term, IndexRecordOption::Basic)));
+                        }
+                    }
+                }
+                boosted(Box::new(ConstScoreQuery::new(any_of(parts), 1.0)), boost)
+            }
+            Query::Match {
+                field,
+                query,
+                operator,
+                boost,
+                ..
+            } => boosted(self.match_query(field, query, *operator)?, boost),
+            Query::MultiMatch {
+                fields,
+                query,
+                operator,
+                boost,
+                ..
+            } => {
+                let mut parts = Vec::new();
+                let fields: Vec<(String, f32)> = if fields.is_empty() {
+                    vec![("*".into(), 1.0)]
+                } else {
+                    fields.clone()
+                };
+                for (f, b) in fields {
+                    parts.push(boosted(self.match_query(&f, query, *operator)?, &Some(b)));
+                }
+                boosted(Box::new(DisjunctionMaxQuery::new(parts)), boost)
+            }
+            Query::MatchPhrase {
+                field,
+                query,
+                boost,
+                slop,
+                ..
+            } => {
+                let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
+                for t in self.targets(field) {
+                    match t {
+                        Target::Text(p) => {
+                            let toks = analyze(query);
+                            match toks.len() {
+                                0 => {}
+                                1 => parts.push(Box::new(TermQuery::new(
+                                    self.text_term(&p, &toks[0]),
+                                    IndexRecordOption::WithFreqs,
+                                ))),
+                                _ => {
+                                    let terms = toks
+                                        .iter()
+                                        .enumerate()
+                                        .map(|(i, tk)| (i, self.text_term(&p, tk)))
+                                        .collect();
+                                    parts.push(Box::new(PhraseQuery::new_with_offset_and_slop(
+                                        terms, *slop,
+                                    )));
+                                }
+                            }
+                        }
+                        other => {
+                            parts.extend(self.exact_on(&other, &Value::String(query.clone()))?)
+                        }
+                    }
+                }
+                boosted(any_of(parts), boost)
+            }
+            Query::Bool {
+                must,
+                should,
+                must_not,
+                filter,
+                minimum_should_match,
+                boost,
+            } => {
+                let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
+                for c in must {
+                    clauses.push((Occur::Must, self.compile(c)?));
+                }
+                for c in filter {
+                    clauses.push((
+                        Occur::Must,
+                        Box::new(ConstScoreQuery::new(self.compile(c)?, 0.0)),
+                    ));
+                }
+                for c in must_not {
+                    clauses.push((Occur::MustNot, self.compile(c)?));
+                }
+                let msm = q.bool_minimum_should_match().unwrap_or(0);
+                if should.is_empty() || msm == 0 && (!must.is_empty() || !filter.is_empty()) {
+                    for c in should {
+                        clauses.push((Occur::Should, self.compile(c)?));
+                    }
+                    if clauses.iter().all(|(o, _)| *o == Occur::MustNot) {
+                        clauses.push((
+                            Occur::Must,
+                            Box::new(ConstScoreQuery::new(Box::new(AllQuery), 0.0)),
+                        ));
+                    }
+                    boosted(Box::new(BooleanQuery::new(clauses)), boost)
+                } else {
+                    let subs: Vec<(Occur, Box<dyn TQuery>)> = should
+                        .iter()
+                        .map(|c| Ok((Occur::Should, self.compile(c)?)))
+                        .collect::<Result<_, EsError>>()?;
+                    let _ = minimum_should_match;
+                    let should_q: Box<dyn TQuery> = Box::new(
+                        BooleanQuery::with_minimum_required_clauses(subs, msm.max(1)),
+                    );
+                    clauses.push((Occur::Must, should_q));
+                    boosted(Box::new(BooleanQuery::new(clauses)), boost)
+                }
+            }
+            Query::ConstantScore { filter, boost } => Box::new(ConstScoreQuery::new(
+                self.compile(filter)?,
+                boost.unwrap_or(1.0),
+            )),
+            Query::DisMax { queries, boost, .. } => {
+                let subs = queries
+                    .iter()
+                    .map(|c| self.compile(c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                boosted(Box::new(DisjunctionMaxQuery::new(subs)), boost)
+            }
+            Query::Boosting {
+                positive, boost, ..
+            } => boosted(self.compile(positive)?, boost),
+            Query::Prefix { .. } => return Err(unsupported("prefix")),
+            Query::Wildcard { .. } => return Err(unsupported("wildcard")),
+            Query::Regexp { .. } => return Err(unsupported("regexp")),
+            Query::Fuzzy { .. } => return Err(unsupported("fuzzy")),
+            Query::MatchPhrasePrefix { .. } => return Err(unsupported("match_phrase_prefix")),
+            Query::MatchBoolPrefix { .. } => return Err(unsupported("match_bool_prefix")),
+        })
+    }
+
+    fn exact_on(&self, t: &Target, v: &Value) -> Result<Vec<Box<dyn TQuery>>, EsError> {
+        let mut out: Vec<Box<dyn TQuery>> = Vec::new();
+        match t {
+            Target::Id => {
+                if let Some(s) = v.as_str() {
+                    out.push(Box::new(TermQuery::new(
+                        Term::from_field_text(self.fields.id, s),
+                        IndexRecordOption::Basic,
+                    )));
+                }
+            }
+            Target::Timestamp
+            | Target::Exact(_, FieldType::Date)
+            | Target::Exact(_, FieldType::DateNanos) => {
+                let r = Query::Range {
+                    field: match t {
+                        Target::Exact(p, _) => p.clone(),
+                        _ => "@timestamp".into(),
+                    },
+                    gt: None,
+                    gte: Some(v.clone()),
+                    lt: None,
+                    lte: Some(v.clone()),
+                    format: None,
+                    time_zone: None,
+                    boost: None,
+                };
+                if cairn_query::datemath::resolve_value(
+                    v,
+                    self.now_millis,
+                    false,
+                    None,
+                    &cairn_query::datemath::TimeZone::utc(),
+                )
+                .is_ok()
+                {
+                    out.push(self.compile(&r)?);
+                }
+            }
+            Target::Exact(p, ty) => {
+                if let Some(term) = self.exact_term(p, *ty, v)? {
+                    out.push(Box::new(TermQuery::new(term, IndexRecordOption::Basic)));
+                }
+            }
+            Target::Text(p) => {
+                // `term` on a text field matches one indexed token exactly.
+                let s = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
+                out.push(Box::new(TermQuery::new(
+                    self.text_term(p, &s),
+                    IndexRecordOption::WithFreqs,
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    fn term_query(&self, field: &str, values: &[Value]) -> Result<Box<dyn TQuery>, EsError> {
+        let mut parts = Vec::new();
+        for t in self.targets(field) {
+            for v in values {
+                parts.extend(self.exact_on(&t, v)?);
+            }
+        }
+        Ok(Box::new(ConstScoreQuery::new(any_of(parts), 1.0)))
+    }
+
+    fn match_query(
+        &self,
+        field: &str,
+        text: &str,
+        op: Operator,
+    ) -> Result<Box<dyn TQuery>, EsError> {
+        let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
+        for t in self.targets(field) {
+            match &t {
+                Target::Text(p) => {
+                    let toks = analyze(text);
+                    if toks.is_empty() {
+                        continue;
+                    }
+                    let occur = if op == Operator::And {
+                        Occur::Must
+                    } else {
+                        Occur::Should
+                    };
+                    let subs: Vec<(Occur, Box<dyn TQuery>)> = toks
+                        .iter()
+                        .map(|tk| {
+                            (
+                                occur,
+                                Box::new(TermQuery::new(
+                                    self.text_term(p, tk),
+                                    IndexRecordOption::WithFreqs,
+                                )) as Box<dyn TQuery>,
+                            )
+                        })
+                        .collect();
+                    parts.push(Box::new(BooleanQuery::new(subs)));
+                }
+                other => parts.extend(self.exact_on(other, &Value::String(text.to_string()))?),
+            }
+        }
+        Ok(any_of(parts))
+    }
+}
+
+fn any_of(mut parts: Vec<Box<dyn TQuery>>) -> Box<dyn TQuery> {
+    match parts.len() {
+        0 => Box::new(EmptyQuery),
+        1 => parts.remove(0),
+        _ => Box::new(BooleanQuery::new(
+            parts.into_iter().map(|p| (Occur::Should, p)).collect(),
+        )),
+    }
+}

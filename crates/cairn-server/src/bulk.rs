@@ -1,0 +1,302 @@
+//! `_bulk`: NDJSON parsing with Elasticsearch's rules. A malformed action line fails
+//! the whole request before anything is written; a malformed document fails alone.
+
+use std::time::Instant;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use cairn_core::EsError;
+use cairn_store::{WriteKind, WriteRequest};
+use serde_json::{json, Map, Value};
+
+use crate::http::{body_bytes, check_pipeline, ok, refresh_param, ApiError, Params};
+use crate::Shared;
+
+pub async fn bulk(
+    State(s): State<Shared>,
+    Query(p): Query<Params>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    run(s, None, p, body_bytes(body)?).await
+}
+
+pub async fn bulk_index(
+    State(s): State<Shared>,
+    Path(index): Path<String>,
+    Query(p): Query<Params>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    run(s, Some(index), p, body_bytes(body)?).await
+}
+
+fn malformed(line: usize, what: &str) -> ApiError {
+    ApiError(EsError::illegal_argument(format!(
+        "Malformed action/metadata line [{line}], {what}"
+    )))
+}
+
+/// Parses the NDJSON body into write requests.
+pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteRequest>, ApiError> {
+    let mut lines = body.split(|b| *b == b'\n').enumerate().peekable();
+    let mut out = Vec::new();
+    while let Some((i, line)) = lines.next() {
+        let line_no = i + 1;
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let action: Value = serde_json::from_slice(trimmed).map_err(|e| {
+            malformed(
+                line_no,
+                &format!("expected START_OBJECT but found a parse error: {e}"),
+            )
+        })?;
+        let obj = action.as_object().ok_or_else(|| {
+            malformed(
+                line_no,
+                &format!("expected START_OBJECT but found [{}]", json_kind(&action)),
+            )
+        })?;
+        if obj.len() != 1 {
+            return Err(malformed(
+                line_no,
+                "expected a simple value for field [_index] but found [START_OBJECT]",
+            ));
+        }
+        let (name, meta) = obj
+            .iter()
+            .next()
+            .ok_or_else(|| malformed(line_no, "empty action"))?;
+        let meta = meta.as_object().ok_or_else(|| {
+            malformed(
+                line_no,
+                &format!("expected START_OBJECT but found [{}]", json_kind(meta)),
+            )
+        })?;
+        for k in meta.keys() {
+            if ![
+                "_index",
+                "_id",
+                "routing",
+                "pipeline",
+                "require_alias",
+                "if_seq_no",
+                "if_primary_term",
+                "version",
+                "version_type",
+                "retry_on_conflict",
+                "_source",
+                "dynamic_templates",
+                "op_type",
+                "require_data_stream",
+                "list_executed_pipelines",
+            ]
+            .contains(&k.as_str())
+            {
+                return Err(ApiError(EsError::illegal_argument(format!(
+                    "Action/metadata line [{line_no}] contains an unknown parameter [{k}]"
+                ))));
+            }
+        }
+        let index = match meta.get("_index") {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(malformed(line_no, "[_index] must be a string")),
+            None => match default_index {
+                Some(d) => d.to_string(),
+                None => {
+                    return Err(ApiError(EsError::action_request_validation(
+                        "Validation Failed: 1: index is missing;",
+                    )))
+                }
+            },
+        };
+        let id = match meta.get("_id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::Null) | None => None,
+            Some(_) => return Err(malformed(line_no, "[_id] must be a string")),
+        };
+        let kind_name = name.as_str();
+        if !["index", "create", "delete", "update"].contains(&kind_name) {
+            return Err(malformed(
+                line_no,
+                &format!("expected field [create], [delete], [index] or [update] but found [{kind_name}]"),
+            ));
+        }
+        if kind_name == "delete" {
+            let Some(id) = id else {
+                return Err(ApiError(EsError::action_request_validation(
+                    "Validation Failed: 1: id is missing;",
+                )));
+            };
+            out.push(WriteRequest {
+                kind: WriteKind::Delete,
+                index,
+                id: Some(id),
+                source: None,
+            });
+            continue;
+        }
+        // The document line.
+        let doc_line = match lines.next() {
+            Some((_, l)) => l.trim_ascii(),
+            None => {
+                return Err(ApiError(EsError::illegal_argument(
+                    "The bulk request must be terminated by a newline [\\n]",
+                )))
+            }
+        };
+        let parsed: Result<Map<String, Value>, EsError> =
+            match serde_json::from_slice::<Value>(doc_line) {
+                Ok(Value::Object(m)) => Ok(m),
+                Ok(other) => Err(EsError::document_parsing(format!(
+                    "[1:1] failed to parse: expected START_OBJECT but found [{}]",
+                    json_kind(&other)
+                ))),
+                Err(e) => Err(EsError::document_parsing(format!(
+                    "[{}:{}] failed to parse: {e}",
+                    e.line(),
+                    e.column()
+                ))),
+            };
+        match kind_name {
+            "update" => {
+                let Some(id) = id else {
+                    return Err(ApiError(EsError::action_request_validation(
+                        "Validation Failed: 1: id is missing;",
+                    )));
+                };
+                match parsed {
+                    Ok(m) => {
+                        let doc = m.get("doc").and_then(Value::as_object).cloned();
+                        let upsert = m.get("upsert").and_then(Value::as_object).cloned();
+                        let doc_as_upsert = m
+                            .get("doc_as_upsert")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
+                        if m.contains_key("script") {
+                            out.push(WriteRequest {
+                                kind: WriteKind::Update {
+                                    doc: None,
+                                    doc_as_upsert: false,
+                                    upsert: None,
+                                },
+                                index,
+                                id: Some(id),
+                                source: Some(Err(EsError::illegal_argument(
+                                    "scripted updates are not supported by cairn",
+                                ))),
+                            });
+                            continue;
+                        }
+                        out.push(WriteRequest {
+                            kind: WriteKind::Update {
+                                doc,
+                                doc_as_upsert,
+                                upsert,
+                            },
+                            index,
+                            id: Some(id),
+                            source: None,
+                        });
+                    }
+                    Err(e) => out.push(WriteRequest {
+                        kind: WriteKind::Update {
+                            doc: None,
+                            doc_as_upsert: false,
+                            upsert: None,
+                        },
+                        index,
+                        id: Some(id),
+                        source: Some(Err(e)),
+                    }),
+                }
+            }
+            k => {
+                let op_create =
+                    k == "create" || meta.get("op_type").and_then(Value::as_str) == Some("create");
+                out.push(WriteRequest {
+                    kind: if op_create {
+                        WriteKind::Create
+                    } else {
+                        WriteKind::Index
+                    },
+                    index,
+                    id,
+                    source: Some(parsed),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "VALUE_NULL",
+        Value::Bool(_) => "VALUE_BOOLEAN",
+        Value::Number(_) => "VALUE_NUMBER",
+        Value::String(_) => "VALUE_STRING",
+        Value::Array(_) => "START_ARRAY",
+        Value::Object(_) => "START_OBJECT",
+    }
+}
+
+async fn run(
+    s: Shared,
+    default_index: Option<String>,
+    p: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    check_pipeline(&p)?;
+    let refresh = refresh_param(&p)?;
+    let store = s.store.clone();
+    // Parsing and mapping are CPU work: keep them off the async workers.
+    let items = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let reqs = parse_bulk(&body, default_index.as_deref())?;
+        if reqs.is_empty() {
+            return Err(ApiError(EsError::action_request_validation(
+                "Validation Failed: 1: no requests added;",
+            )));
+        }
+        let rt = tokio::runtime::Handle::current();
+        Ok(rt.block_on(store.bulk(reqs, refresh)))
+    })
+    .await
+    .map_err(|e| ApiError(EsError::internal(e.to_string())))??;
+    let errors = items.iter().any(|i| i.error.is_some());
+    let items: Vec<Value> = items
+        .iter()
+        .map(|i| json!({ i.action: i.to_json() }))
+        .collect();
+    ok(json!({
+        "errors": errors,
+        "took": started.elapsed().as_millis() as u64,
+        "items": items,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_actions() {
+        let body = b"{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1}\n{\"delete\":{\"_index\":\"a\",\"_id\":\"2\"}}\n{\"create\":{}}\n{bad\n";
+        let r = parse_bulk(body, Some("d")).unwrap();
+        assert_eq!(r.len(), 3);
+        assert!(matches!(r[1].kind, WriteKind::Delete));
+        assert_eq!(r[2].index, "d");
+        assert!(r[2].source.as_ref().unwrap().is_err());
+    }
+
+    #[test]
+    fn malformed_action_fails_whole_request() {
+        let e = parse_bulk(b"{\"index\":{}}\n{}\n{\"nope\":{}}\n{}\n", Some("d")).unwrap_err();
+        assert_eq!(e.0.kind, "illegal_argument_exception");
+        assert!(e.0.reason.contains("line [3]"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Fuzz the KQL parser: no input may panic.
+#![no_main]
+
+use cairn_query::{kql, matches, EvalContext, Limits};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(query) = kql::parse(text, &kql::KqlOptions::default(), &Limits::default()) {
+        let doc = serde_json::json!({"message": "a b c", "n": 1, "t": "2024-01-01T00:00:00Z"});
+        let _ = matches(&query, &doc, &EvalContext::new(0));
+    }
+});

@@ -1,0 +1,16 @@
+//! Fuzz target: JSON lines, logfmt, syslog, auto.
+#![no_main]
+
+use cairn_formats::{parse_document, Format, LineParser, ParseOptions};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    for format in [Format::Json, Format::Logfmt, Format::Syslog, Format::Auto] {
+        let mut p = LineParser::new(format, ParseOptions::default());
+        for line in data.split(|&b| b == b'\n') {
+            let _ = p.parse_line(line);
+        }
+        let _ = p.finish();
+        let _ = parse_document(format, data);
+    }
+});
