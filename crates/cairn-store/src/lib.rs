@@ -291,7 +291,8 @@ pub(crate) struct Inner {
     wal: Mutex<Option<Wal<Attachment>>>,
     pub metrics: Metrics,
     refresh_notify: tokio::sync::watch::Sender<u64>,
-    _lock: fs::File,
+    indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    lock: Mutex<Option<fs::File>>,
 }
 
 impl Inner {
@@ -578,15 +579,17 @@ impl Store {
             wal: Mutex::new(None),
             metrics: Metrics::default(),
             refresh_notify,
-            _lock: lock,
+            indexer_thread: Mutex::new(None),
+            lock: Mutex::new(Some(lock)),
         });
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4);
         *inner.indexer_tx.lock() = Some(tx.clone());
         let indexer = Indexer::new(inner.clone());
-        std::thread::Builder::new()
+        let join = std::thread::Builder::new()
             .name("cairn-indexer".into())
             .spawn(move || indexer.run(rx))
             .map_err(io_err(&data))?;
+        *inner.indexer_thread.lock() = Some(join);
         let wal_dir = data.join("wal");
         let tx_wal = tx.clone();
         let (wal, replay) = Wal::open(
@@ -644,6 +647,11 @@ impl Store {
         }
         *self.inner.indexer_tx.lock() = None;
         *self.inner.wal.lock() = None;
+        if let Some(j) = self.inner.indexer_thread.lock().take() {
+            let _ = j.join();
+        }
+        // Release the data-dir lock now, not when the last handle goes.
+        self.inner.lock.lock().take();
     }
 
     pub fn index(&self, name: &str) -> Option<Arc<IndexHandle>> {

@@ -1,0 +1,149 @@
+//! Store-level behaviour: restart, cross-partition `_id` uniqueness, realtime get,
+//! refresh vs flush, retention.
+
+use cairn_store::{Refresh, Store, StoreConfig, WriteKind, WriteRequest};
+use serde_json::{json, Map, Value};
+
+fn doc(v: Value) -> Option<Result<Map<String, Value>, cairn_core::EsError>> {
+    Some(Ok(v.as_object().cloned().unwrap_or_default()))
+}
+
+fn req(kind: WriteKind, id: Option<&str>, v: Value) -> WriteRequest {
+    WriteRequest {
+        kind,
+        index: "logs".into(),
+        id: id.map(String::from),
+        source: doc(v),
+    }
+}
+
+fn count(store: &Store) -> u64 {
+    store.index("logs").map(|h| h.doc_count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_documents_and_mappings() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store =
+            tokio::task::block_in_place(|| Store::open(StoreConfig::new(dir.path()))).unwrap();
+        let reqs: Vec<WriteRequest> = (0..50)
+            .map(|i| {
+                req(
+                    WriteKind::Index,
+                    None,
+                    json!({"@timestamp": "2026-01-01T00:00:00Z", "n": i, "message": "hello"}),
+                )
+            })
+            .collect();
+        let res = store.bulk(reqs, Refresh::True).await;
+        assert!(res.iter().all(|r| r.error.is_none()));
+        assert_eq!(count(&store), 50);
+        tokio::task::block_in_place(|| store.shutdown());
+    }
+    // Without a flush in between: the second open replays nothing and keeps all.
+    let store = tokio::task::block_in_place(|| Store::open(StoreConfig::new(dir.path()))).unwrap();
+    assert_eq!(count(&store), 50);
+    assert_eq!(
+        store
+            .index("logs")
+            .unwrap()
+            .mapping()
+            .get("n")
+            .unwrap()
+            .ty
+            .name(),
+        "long"
+    );
+    tokio::task::block_in_place(|| store.shutdown());
+}
+
+// Crash recovery (kill -9, WAL replay) needs a real process to die: it is tested
+// end to end in tests/e2e/test_durability.py.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_unique_across_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tokio::task::block_in_place(|| Store::open(StoreConfig::new(dir.path()))).unwrap();
+    let r = store
+        .bulk(
+            vec![req(
+                WriteKind::Index,
+                Some("a"),
+                json!({"@timestamp": "2026-01-01T00:00:00Z", "v": 1}),
+            )],
+            Refresh::True,
+        )
+        .await;
+    assert_eq!(r[0].status, 201);
+    // Same id, another day: the old copy goes.
+    let r = store
+        .bulk(
+            vec![req(
+                WriteKind::Index,
+                Some("a"),
+                json!({"@timestamp": "2026-01-05T00:00:00Z", "v": 2}),
+            )],
+            Refresh::True,
+        )
+        .await;
+    assert_eq!(r[0].status, 200);
+    assert_eq!(r[0].result, Some("updated"));
+    assert_eq!(count(&store), 1);
+    let h = store.index("logs").unwrap();
+    let src: Value = serde_json::from_slice(&h.get_source("a").unwrap()).unwrap();
+    assert_eq!(src["v"], 2);
+    // create on an existing id: 409, even before a refresh.
+    store
+        .bulk(
+            vec![req(
+                WriteKind::Index,
+                Some("b"),
+                json!({"@timestamp": "2026-01-02T00:00:00Z"}),
+            )],
+            Refresh::False,
+        )
+        .await;
+    let r = store
+        .bulk(
+            vec![req(
+                WriteKind::Create,
+                Some("b"),
+                json!({"@timestamp": "2026-01-03T00:00:00Z"}),
+            )],
+            Refresh::False,
+        )
+        .await;
+    assert_eq!(r[0].status, 409);
+    // Realtime get before refresh.
+    assert!(h.get_source("b").is_some());
+    tokio::task::block_in_place(|| store.shutdown());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_drops_old_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tokio::task::block_in_place(|| Store::open(StoreConfig::new(dir.path()))).unwrap();
+    store
+        .create_index(
+            "logs",
+            &json!({"settings": {"index.cairn.retention": "2d"}}),
+        )
+        .unwrap();
+    let now = cairn_core::time::now_micros();
+    let old = cairn_core::time::format_millis(now - 5 * cairn_core::time::MICROS_PER_DAY);
+    let new = cairn_core::time::format_millis(now);
+    store
+        .bulk(
+            vec![
+                req(WriteKind::Index, None, json!({"@timestamp": old})),
+                req(WriteKind::Index, None, json!({"@timestamp": new})),
+            ],
+            Refresh::True,
+        )
+        .await;
+    assert_eq!(count(&store), 2);
+    assert_eq!(store.run_retention().await, 1);
+    assert_eq!(count(&store), 1);
+    tokio::task::block_in_place(|| store.shutdown());
+}
