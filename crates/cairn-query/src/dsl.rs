@@ -116,9 +116,145 @@ fn unsupported(q: &str, key: &str) -> QueryError {
     QueryError::parsing(format!("[{q}] query does not support [{key}]"))
 }
 
-/// ObjectParser-based builders (match_all, bool, ids, ...) word it differently.
+/// ObjectParser-based builders (match_all, bool, ids, ...) word it differently, with
+/// ES's "did you mean" suggestions.
 fn unknown_field(q: &str, key: &str) -> QueryError {
-    QueryError::x_content(format!("[{q}] unknown field [{key}]"))
+    let candidates: &[&str] = match q {
+        "bool" => &[
+            "must",
+            "should",
+            "must_not",
+            "filter",
+            "minimum_should_match",
+            "adjust_pure_negative",
+            "boost",
+            "_name",
+        ],
+        "ids" => &["values", "boost", "_name"],
+        "kql" => &[
+            "query",
+            "default_field",
+            "case_insensitive",
+            "time_zone",
+            "boost",
+            "_name",
+        ],
+        _ => &["boost", "_name"],
+    };
+    QueryError::x_content(format!(
+        "[{q}] unknown field [{key}]{}",
+        suggest(key, candidates)
+    ))
+}
+
+/// Query names Elasticsearch 8 registers (for suggestions and for naming the ones Cairn
+/// does not implement).
+const ES_QUERIES: &[&str] = &[
+    "bool",
+    "boosting",
+    "combined_fields",
+    "constant_score",
+    "dis_max",
+    "distance_feature",
+    "exists",
+    "function_score",
+    "fuzzy",
+    "geo_bounding_box",
+    "geo_distance",
+    "geo_grid",
+    "geo_polygon",
+    "geo_shape",
+    "has_child",
+    "has_parent",
+    "ids",
+    "intervals",
+    "knn",
+    "kql",
+    "match",
+    "match_all",
+    "match_bool_prefix",
+    "match_none",
+    "match_phrase",
+    "match_phrase_prefix",
+    "more_like_this",
+    "multi_match",
+    "nested",
+    "parent_id",
+    "percolate",
+    "pinned",
+    "prefix",
+    "query_string",
+    "range",
+    "rank_feature",
+    "regexp",
+    "rule",
+    "script",
+    "script_score",
+    "semantic",
+    "shape",
+    "simple_query_string",
+    "span_containing",
+    "span_field_masking",
+    "span_first",
+    "span_multi",
+    "span_near",
+    "span_not",
+    "span_or",
+    "span_term",
+    "span_within",
+    "sparse_vector",
+    "term",
+    "terms",
+    "terms_set",
+    "text_expansion",
+    "weighted_tokens",
+    "wildcard",
+    "wrapper",
+];
+
+/// Lucene's `LevenshteinDistance.getDistance`: 1 - edits / longest length.
+fn similarity(a: &str, b: &str) -> f32 {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let longest = a.len().max(b.len());
+    if longest == 0 {
+        return 1.0;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0usize; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    1.0 - prev[b.len()] as f32 / longest as f32
+}
+
+/// ES's `SuggestingErrorOnUnknown.suggest`: `" did you mean [x]?"`, `" did you mean any of
+/// [x, y]?"` or `""`.
+fn suggest(unknown: &str, candidates: &[&str]) -> String {
+    // Bound the work on hostile names.
+    if unknown.chars().count() > 256 {
+        return String::new();
+    }
+    let mut scored: Vec<(f32, &str)> = candidates
+        .iter()
+        .map(|c| (similarity(unknown, c), *c))
+        .filter(|(d, _)| *d > 0.5)
+        .collect();
+    if scored.is_empty() {
+        return String::new();
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    if scored.len() == 1 {
+        format!(" did you mean [{}]?", scored[0].1)
+    } else {
+        let names: Vec<&str> = scored.iter().map(|(_, n)| *n).collect();
+        format!(" did you mean any of [{}]?", names.join(", "))
+    }
 }
 
 /// Parse `operator` (`or`/`and`, case-insensitive).
@@ -340,7 +476,17 @@ impl DslParser<'_> {
             "query_string" => return self.query_string(body),
             "simple_query_string" => return self.simple_query_string(body),
             "kql" => return self.kql(body),
-            other => return Err(QueryError::parsing(format!("unknown query [{other}]"))),
+            other if ES_QUERIES.contains(&other) => {
+                return Err(QueryError::parsing(format!(
+                    "[{other}] query is not supported by Cairn"
+                )))
+            }
+            other => {
+                return Err(QueryError::parsing(format!(
+                    "unknown query [{other}]{}",
+                    suggest(other, ES_QUERIES)
+                )))
+            }
         };
         self.count_leaf()?;
         Ok(q)

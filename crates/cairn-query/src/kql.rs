@@ -914,8 +914,14 @@ mod tests {
         assert!(e.reason.contains("but end of input found."), "{}", e.reason);
         let e = err("a and ");
         assert_eq!(e.kind, ErrorKind::KqlSyntaxError);
+        assert_eq!(
+            err("status:(200").reason,
+            "Expected \")\", AND, OR but end of input found.\nstatus:(200\n-----------^"
+        );
         let e = err("foo:");
         assert_eq!(e.offset, Some(4));
+        assert_eq!(e.col, Some(5));
+        assert_eq!(e.line, Some(1));
         let e = err(")");
         assert_eq!(e.offset, Some(0));
         let e = err("a:\"unterminated");

@@ -74,7 +74,11 @@
 //!   DSL `wildcard`/`prefix` on a text field do not normalize and would miss upper-case
 //!   patterns).
 //! - KQL: `not` is a keyword only at the start of a word (Kibana: anywhere in an unquoted
-//!   value); `kql` errors keep the `KQLSyntaxError` type even inside the DSL.
+//!   value); `kql` errors keep the `KQLSyntaxError` type even inside the DSL. Kibana
+//!   chooses the query per field type from the data view (term for keyword, range for
+//!   dates, match for text); Cairn emits `match` / `match_phrase` and lets the mapping
+//!   decide (a match on a keyword field is an exact term), so `case_insensitive` applies
+//!   to wildcard/prefix values only.
 //! - DSL positions (`line`/`col`) are not reported: the DSL is parsed from a
 //!   `serde_json::Value`, which has no positions.
 //! - `terms` lookup, `nested`, `has_child`, scripts, `geo_*`, `more_like_this` and other

@@ -730,7 +730,10 @@ impl LuceneParser<'_> {
             return Err(if self.peek().is_none() {
                 self.unexpected()
             } else {
-                self.err_at(start, &format!("Encountered \"{}\"", self.peek().unwrap_or(' ')))
+                self.err_at(
+                    start,
+                    &format!("Encountered \"{}\"", self.peek().unwrap_or(' ')),
+                )
             });
         }
         Ok(if s == "*" { None } else { Some(s) })

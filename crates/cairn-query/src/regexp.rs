@@ -67,6 +67,20 @@ pub fn lucene_regex_to_rust(
     flag_bits: u32,
     case_insensitive: bool,
 ) -> Result<String, QueryError> {
+    let body = lucene_regex_body(pattern, flag_bits)?;
+    let mut out = String::with_capacity(body.len() + 16);
+    if case_insensitive {
+        out.push_str("(?i)");
+    }
+    out.push_str(r"\A(?:");
+    out.push_str(&body);
+    out.push_str(r")\z");
+    Ok(out)
+}
+
+/// Translate a Lucene regex into Rust `regex` syntax without anchors or flags: for
+/// engines that always match whole terms (tantivy's `RegexQuery`).
+pub fn lucene_regex_body(pattern: &str, flag_bits: u32) -> Result<String, QueryError> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut t = RegexTranslator {
         chars: &chars,
@@ -75,16 +89,10 @@ pub fn lucene_regex_to_rust(
         out: String::with_capacity(pattern.len() * 2 + 16),
         depth: 0,
     };
-    t.out.push_str(if case_insensitive {
-        r"(?i)\A(?:"
-    } else {
-        r"\A(?:"
-    });
     t.union()?;
     if t.pos < chars.len() {
         return Err(t.err("expected end of string"));
     }
-    t.out.push_str(r")\z");
     Ok(t.out)
 }
 
@@ -124,12 +132,20 @@ pub(crate) fn build_regex(
 /// Translate a wildcard pattern (`*` any sequence, `?` one char, `\` escapes) into an
 /// anchored Rust regex.
 pub fn wildcard_to_rust(pattern: &str, case_insensitive: bool) -> String {
-    let mut out = String::with_capacity(pattern.len() * 2 + 16);
-    out.push_str(if case_insensitive {
-        r"(?i)\A(?:"
-    } else {
-        r"\A(?:"
-    });
+    let body = wildcard_body(pattern);
+    let mut out = String::with_capacity(body.len() + 16);
+    if case_insensitive {
+        out.push_str("(?i)");
+    }
+    out.push_str(r"\A(?:");
+    out.push_str(&body);
+    out.push_str(r")\z");
+    out
+}
+
+/// A wildcard pattern in Rust `regex` syntax without anchors or flags.
+pub fn wildcard_body(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() * 2);
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
         match c {
@@ -145,7 +161,6 @@ pub fn wildcard_to_rust(pattern: &str, case_insensitive: bool) -> String {
             other => push_literal(&mut out, other),
         }
     }
-    out.push_str(r")\z");
     out
 }
 
@@ -546,6 +561,13 @@ mod tests {
         assert!(r.is_match("a&b"));
         let r = compile_lucene_regex("@", flags::NONE, false, 10_000).unwrap();
         assert!(r.is_match("@"));
+    }
+
+    #[test]
+    fn bodies_are_unanchored() {
+        assert_eq!(lucene_regex_body("ab", flags::ALL).unwrap(), "ab");
+        assert_eq!(wildcard_body("a*"), "a(?s:.*)");
+        assert_eq!(wildcard_to_rust("a?", true), r"(?i)\A(?:a(?s:.))\z");
     }
 
     #[test]

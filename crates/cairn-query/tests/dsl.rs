@@ -474,6 +474,26 @@ fn structural_errors() {
         "unknown query [foo]",
     );
     assert_err(
+        json!({"matc": {}}),
+        ErrorKind::ParsingException,
+        "unknown query [matc] did you mean [match]?",
+    );
+    assert_err(
+        json!({"term_": {"a": 1}}),
+        ErrorKind::ParsingException,
+        "unknown query [term_] did you mean any of [term, terms, terms_set]?",
+    );
+    assert_err(
+        json!({"nested": {"path": "a", "query": {"match_all": {}}}}),
+        ErrorKind::ParsingException,
+        "[nested] query is not supported by Cairn",
+    );
+    assert_err(
+        json!({"bool": {"mus": []}}),
+        ErrorKind::XContentParseException,
+        "[bool] unknown field [mus] did you mean [must]?",
+    );
+    assert_err(
         json!({}),
         ErrorKind::ParsingException,
         "query malformed, empty clause found",
