@@ -51,6 +51,9 @@ pub(crate) struct Indexer {
     bytes_since_flush: u64,
     last_refresh: Instant,
     last_flush: Instant,
+    /// A partition closed without reaching its durable point: the WAL must keep
+    /// everything until a restart replays it.
+    durability_lost: bool,
 }
 
 impl Indexer {
@@ -63,6 +66,7 @@ impl Indexer {
             bytes_since_flush: 0,
             last_refresh: Instant::now(),
             last_flush: Instant::now(),
+            durability_lost: false,
         }
     }
 
@@ -273,7 +277,8 @@ impl Indexer {
         let t = Instant::now();
         if w.uncommitted || w.undurable {
             if let Err(e) = w.writer.commit() {
-                tracing::error!(error = %e, "commit failed while closing a writer");
+                tracing::error!(error = %e, "commit failed while closing a writer; the WAL keeps its data until a restart replays it");
+                self.durability_lost = true;
                 return;
             }
             let _ = w.partition.reader.reload();
@@ -297,6 +302,7 @@ impl Indexer {
         if w.undurable {
             if let Err(e) = w.partition.dir.make_durable(self.applied_seq) {
                 tracing::error!(error = %e, "making a partition durable failed; the WAL keeps its data");
+                self.durability_lost = true;
             } else {
                 w.partition
                     .durable_seq
@@ -310,10 +316,16 @@ impl Indexer {
     fn refresh(&mut self) {
         let t = Instant::now();
         let mut any = false;
-        for w in self.writers.values_mut() {
+        let mut failed = Vec::new();
+        for (slot, w) in self.writers.iter_mut() {
             if w.uncommitted {
                 if let Err(e) = w.writer.commit() {
-                    tracing::error!(error = %e, "refresh commit failed");
+                    // tantivy's writer is unusable after an I/O error (disk full...):
+                    // drop it so writes can resume when the fault clears. What it held
+                    // is still in the WAL, which is no longer trimmed until a restart
+                    // replays it.
+                    tracing::error!(error = %e, "refresh commit failed; reopening the writer later, the WAL keeps the data");
+                    failed.push(*slot);
                     continue;
                 }
                 if let Err(e) = w.partition.reader.reload() {
@@ -321,6 +333,12 @@ impl Indexer {
                 }
                 w.uncommitted = false;
                 any = true;
+            }
+        }
+        if !failed.is_empty() {
+            self.durability_lost = true;
+            for slot in failed {
+                self.writers.remove(&slot);
             }
         }
         if any {
@@ -358,6 +376,10 @@ impl Indexer {
             }
         }
         result?;
+        if self.durability_lost {
+            tracing::warn!("not trimming the WAL: a partition lost its durable point; restart to replay");
+            return Ok(());
+        }
         self.inner.wal_release_through(seq)?;
         self.bytes_since_flush = 0;
         self.last_flush = Instant::now();
