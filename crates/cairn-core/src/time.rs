@@ -313,7 +313,7 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         _ => return None,
     };
     let v = n * unit_micros;
-    if v.is_finite() && v >= 0.0 && v < 9.0e18 {
+    if v.is_finite() && (0.0..9.0e18).contains(&v) {
         Some(v as i64)
     } else {
         None

@@ -163,7 +163,7 @@ fn resolve(
 ) -> Result<Vec<std::sync::Arc<cairn_store::IndexHandle>>, ApiError> {
     let opts = ResolveOptions {
         ignore_unavailable: p.get("ignore_unavailable").is_some_and(|v| v == "true"),
-        allow_no_indices: !p.get("allow_no_indices").is_some_and(|v| v == "false"),
+        allow_no_indices: p.get("allow_no_indices").is_none_or(|v| v != "false"),
         expand_hidden: p
             .get("expand_wildcards")
             .is_some_and(|w| w.contains("hidden") || w == "all"),

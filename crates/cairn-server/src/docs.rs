@@ -17,10 +17,9 @@ fn doc_source(b: &Bytes) -> Result<Map<String, Value>, ApiError> {
         Ok(_) => Err(ApiError(EsError::document_parsing(
             "[1:1] failed to parse: the document must be a JSON object",
         ))),
-        Err(e) if b.is_empty() => Err(ApiError(EsError::action_request_validation(format!(
-            "Validation Failed: 1: source is missing;{}",
-            if e.is_eof() { "" } else { "" }
-        )))),
+        Err(_) if b.is_empty() => Err(ApiError(EsError::action_request_validation(
+            "Validation Failed: 1: source is missing;",
+        ))),
         Err(e) => Err(ApiError(EsError::document_parsing(format!(
             "[{}:{}] failed to parse: {e}",
             e.line(),

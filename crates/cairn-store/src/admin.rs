@@ -14,6 +14,9 @@ use serde_json::{json, Map, Value};
 use crate::meta::{DataStreamMeta, IlmPolicyMeta, IndexMeta, MetaState};
 use crate::{IndexHandle, Store};
 
+/// Settings, mapping and aliases that templates give a new index.
+type TemplateDefaults = (BTreeMap<String, Value>, Mapping, Map<String, Value>);
+
 /// Checks an index (or data stream) name against Elasticsearch's rules.
 pub fn validate_index_name(name: &str) -> Result<(), EsError> {
     let bad = |why: &str| Err(EsError::invalid_index_name(name, why));
@@ -157,10 +160,7 @@ impl Store {
     }
 
     /// Settings and mappings that templates give a new index called `name`.
-    fn template_defaults(
-        state: &MetaState,
-        name: &str,
-    ) -> Result<(BTreeMap<String, Value>, Mapping, Map<String, Value>), EsError> {
+    fn template_defaults(state: &MetaState, name: &str) -> Result<TemplateDefaults, EsError> {
         let mut settings = BTreeMap::new();
         let mut mapping = Mapping::default();
         let mut aliases = Map::new();

@@ -377,7 +377,9 @@ impl Indexer {
         }
         result?;
         if self.durability_lost {
-            tracing::warn!("not trimming the WAL: a partition lost its durable point; restart to replay");
+            tracing::warn!(
+                "not trimming the WAL: a partition lost its durable point; restart to replay"
+            );
             return Ok(());
         }
         self.inner.wal_release_through(seq)?;

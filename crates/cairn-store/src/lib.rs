@@ -22,6 +22,10 @@
 //! a per-index lock), and a replace whose new `@timestamp` falls in another partition
 //! deletes the old copy there.
 
+// EsError carries Elasticsearch's whole error object; errors are the cold path, so
+// returning it by value is simpler than boxing it everywhere.
+#![allow(clippy::result_large_err)]
+
 pub mod admin;
 pub mod dir;
 pub mod indexer;
@@ -882,7 +886,7 @@ impl Store {
         }
         let mut planned: Vec<Planned> = Vec::new();
         // Ids claimed earlier in this same bulk: id -> (exists, partition).
-        let mut local: HashMap<String, Option<(i64, Arc<Vec<u8>>)>> = HashMap::new();
+        let mut local: HashMap<String, Option<Claimed>> = HashMap::new();
         for (slot, r) in items {
             let action = match r.kind {
                 WriteKind::Index => "index",
@@ -913,7 +917,7 @@ impl Store {
                 continue;
             }
             // Current state of the id (only looked up for explicit ids).
-            let current: Option<(bool, Vec<i64>, Option<Arc<Vec<u8>>>)> = if explicit.is_some() {
+            let current: Option<Located> = if explicit.is_some() {
                 if let Some(l) = local.get(&id) {
                     Some(match l {
                         Some((p, s)) => (true, vec![*p], Some(s.clone())),
@@ -1043,9 +1047,9 @@ impl Store {
             if h.data_stream.is_some() && !matches!(r.kind, WriteKind::Create) {
                 out.push((
                     slot,
-                    fail(EsError::illegal_argument(format!(
-                        "only write ops with an op_type of create are allowed in data streams"
-                    ))),
+                    fail(EsError::illegal_argument(
+                        "only write ops with an op_type of create are allowed in data streams",
+                    )),
                 ));
                 continue;
             }
@@ -1277,6 +1281,11 @@ impl Store {
         v
     }
 }
+
+/// An id written earlier in the same bulk: (partition, source).
+type Claimed = (i64, Arc<Vec<u8>>);
+/// Where an explicit id lives: (exists, partitions, source if known).
+type Located = (bool, Vec<i64>, Option<Arc<Vec<u8>>>);
 
 fn error_item(r: &WriteRequest, index: &str, id: String, e: EsError) -> ItemResult {
     ItemResult {

@@ -301,7 +301,10 @@ fn segment_paths(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 }
 
 /// Reads every record of the log, in order, without changing anything.
-pub fn read_all(dir: &Path) -> io::Result<(Vec<(u64, WalOp)>, Vec<(u64, u64, PathBuf)>)> {
+/// Records (seq, op) and segments (first seq, last seq, path) found on disk.
+pub type WalContents = (Vec<(u64, WalOp)>, Vec<(u64, u64, PathBuf)>);
+
+pub fn read_all(dir: &Path) -> io::Result<WalContents> {
     let mut records = Vec::new();
     let mut segs = Vec::new();
     let mut last = 0u64;
