@@ -1,6 +1,7 @@
 //! Compiles the `cairn-query` AST into tantivy queries against one index's mapping.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use cairn_core::mapping::{FieldType, Mapping, StorageClass};
 use cairn_core::EsError;
@@ -9,7 +10,8 @@ use cairn_store::schema::{json_path, Fields};
 use serde_json::Value;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery,
-    ExistsQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, TermQuery, TermSetQuery,
+    ExistsQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query as TQuery,
+    RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DateTime, Term};
@@ -27,10 +29,6 @@ pub struct Compiler<'a> {
     pub mapping: &'a Mapping,
     pub fields: &'a Fields,
     pub now_millis: i64,
-}
-
-fn unsupported(what: &str) -> EsError {
-    EsError::parsing(format!("[{what}] queries are not supported by cairn yet"))
 }
 
 fn query_err(e: cairn_query::QueryError) -> EsError {
@@ -473,13 +471,201 @@ impl Compiler<'_> {
             Query::Boosting {
                 positive, boost, ..
             } => boosted(self.compile(positive)?, boost),
-            Query::Prefix { .. } => return Err(unsupported("prefix")),
-            Query::Wildcard { .. } => return Err(unsupported("wildcard")),
-            Query::Regexp { .. } => return Err(unsupported("regexp")),
-            Query::Fuzzy { .. } => return Err(unsupported("fuzzy")),
-            Query::MatchPhrasePrefix { .. } => return Err(unsupported("match_phrase_prefix")),
-            Query::MatchBoolPrefix { .. } => return Err(unsupported("match_bool_prefix")),
+            Query::Prefix {
+                field,
+                value,
+                case_insensitive,
+                boost,
+            } => {
+                let body = format!("{}(?s:.*)", regex_escape(value));
+                boosted(self.pattern_query(field, &body, *case_insensitive)?, boost)
+            }
+            Query::Wildcard {
+                field,
+                pattern,
+                case_insensitive,
+                boost,
+            } => {
+                let body = cairn_query::regexp::wildcard_body(pattern);
+                boosted(self.pattern_query(field, &body, *case_insensitive)?, boost)
+            }
+            Query::Regexp {
+                field,
+                pattern,
+                flags,
+                case_insensitive,
+                boost,
+                ..
+            } => {
+                let body =
+                    cairn_query::regexp::lucene_regex_body(pattern, *flags).map_err(query_err)?;
+                boosted(self.pattern_query(field, &body, *case_insensitive)?, boost)
+            }
+            Query::Fuzzy {
+                field,
+                value,
+                fuzziness,
+                transpositions,
+                boost,
+                ..
+            } => {
+                let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
+                let edits = fuzziness.edits_for(value.chars().count()).min(2);
+                for t in self.targets(field) {
+                    let term = match &t {
+                        Target::Text(p) => self.text_term(p, &value.to_lowercase()),
+                        Target::Exact(p, ty) if ty.storage() == StorageClass::Keyword => {
+                            let mut term = self.kw_term(p);
+                            term.append_type_and_str(value);
+                            term
+                        }
+                        _ => continue,
+                    };
+                    parts.push(Box::new(FuzzyTermQuery::new(term, edits, *transpositions)));
+                }
+                boosted(any_of(parts), boost)
+            }
+            Query::MatchPhrasePrefix {
+                field,
+                query,
+                boost,
+                ..
+            } => {
+                let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
+                for t in self.targets(field) {
+                    if let Target::Text(p) = &t {
+                        let toks = analyze(query);
+                        match toks.len() {
+                            0 => {}
+                            1 => parts.push(self.pattern_on(
+                                &t,
+                                &format!("{}(?s:.*)", regex_escape(&toks[0])),
+                                false,
+                            )?),
+                            _ => {
+                                let terms = toks
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, tk)| (i, self.text_term(p, tk)))
+                                    .collect();
+                                parts.push(Box::new(PhrasePrefixQuery::new_with_offset(terms)));
+                            }
+                        }
+                    } else {
+                        parts.push(self.pattern_on(
+                            &t,
+                            &format!("{}(?s:.*)", regex_escape(query)),
+                            false,
+                        )?);
+                    }
+                }
+                boosted(any_of(parts), boost)
+            }
+            Query::MatchBoolPrefix {
+                field,
+                query,
+                operator,
+                boost,
+                ..
+            } => {
+                let toks = analyze(query);
+                let occur = if *operator == Operator::And {
+                    Occur::Must
+                } else {
+                    Occur::Should
+                };
+                let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
+                for t in self.targets(field) {
+                    if let Target::Text(p) = &t {
+                        let mut subs: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
+                        for (i, tk) in toks.iter().enumerate() {
+                            if i + 1 == toks.len() {
+                                subs.push((
+                                    occur,
+                                    self.pattern_on(
+                                        &t,
+                                        &format!("{}(?s:.*)", regex_escape(tk)),
+                                        false,
+                                    )?,
+                                ));
+                            } else {
+                                subs.push((
+                                    occur,
+                                    Box::new(TermQuery::new(
+                                        self.text_term(p, tk),
+                                        IndexRecordOption::WithFreqs,
+                                    )),
+                                ));
+                            }
+                        }
+                        if !subs.is_empty() {
+                            parts.push(Box::new(BooleanQuery::new(subs)));
+                        }
+                    }
+                }
+                boosted(any_of(parts), boost)
+            }
         })
+    }
+
+    /// A regular expression over the terms of each target field. Patterns on `text`
+    /// fields are matched against lowercased tokens, as Elasticsearch normalizes them.
+    fn pattern_query(
+        &self,
+        field: &str,
+        body: &str,
+        case_insensitive: bool,
+    ) -> Result<Box<dyn TQuery>, EsError> {
+        let mut parts = Vec::new();
+        for t in self.targets(field) {
+            match &t {
+                Target::Text(_) => {
+                    parts.push(self.pattern_on(&t, &body.to_lowercase(), case_insensitive)?)
+                }
+                Target::Exact(_, ty) if ty.storage() == StorageClass::Keyword => {
+                    parts.push(self.pattern_on(&t, body, case_insensitive)?)
+                }
+                Target::Id => {
+                    let re = compile_regex(&format!(
+                        "{}{body}",
+                        if case_insensitive { "(?i)" } else { "" }
+                    ))?;
+                    parts.push(Box::new(tantivy::query::RegexQuery::from_regex(
+                        re,
+                        self.fields.id,
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(Box::new(ConstScoreQuery::new(any_of(parts), 1.0)))
+    }
+
+    fn pattern_on(
+        &self,
+        t: &Target,
+        body: &str,
+        case_insensitive: bool,
+    ) -> Result<Box<dyn TQuery>, EsError> {
+        let (field, mut term) = match t {
+            Target::Text(p) => (
+                self.fields.text,
+                Term::from_field_json_path(self.fields.text, &json_path(p), false),
+            ),
+            Target::Exact(p, _) => (self.fields.kw, self.kw_term(p)),
+            _ => return Ok(Box::new(EmptyQuery)),
+        };
+        term.append_type_and_str("");
+        let prefix = term.serialized_value_bytes().to_vec();
+        let prefix_str = String::from_utf8_lossy(&prefix);
+        let ci = if case_insensitive { "(?i)" } else { "" };
+        let full = format!("{}{ci}(?:{body})", regex_escape_bytes(&prefix_str));
+        let re = compile_regex(&full)?;
+        Ok(Box::new(PatternQuery {
+            field,
+            prefix,
+            regex: Arc::new(re),
+        }))
     }
 
     fn exact_on(&self, t: &Target, v: &Value) -> Result<Vec<Box<dyn TQuery>>, EsError> {
@@ -588,6 +774,69 @@ impl Compiler<'_> {
             }
         }
         Ok(any_of(parts))
+    }
+}
+
+fn compile_regex(pattern: &str) -> Result<tantivy_fst::Regex, EsError> {
+    tantivy_fst::Regex::new(pattern).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("states") || msg.contains("too big") {
+            EsError::new(
+                400,
+                "too_complex_to_determinize_exception",
+                format!("Determinizing the pattern would require too many states: {msg}"),
+            )
+        } else {
+            EsError::illegal_argument(format!("invalid regular expression: {msg}"))
+        }
+    })
+}
+
+/// Escapes regex metacharacters.
+pub fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Escapes a term prefix that may hold control bytes (the JSON path separators).
+fn regex_escape_bytes(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{{{:x}}}", c as u32));
+        } else {
+            out.push_str(&regex_escape(&c.to_string()));
+        }
+    }
+    out
+}
+
+/// A regular expression over one JSON path's terms.
+#[derive(Clone, Debug)]
+struct PatternQuery {
+    field: tantivy::schema::Field,
+    prefix: Vec<u8>,
+    regex: Arc<tantivy_fst::Regex>,
+}
+
+impl TQuery for PatternQuery {
+    fn weight(
+        &self,
+        _: tantivy::query::EnableScoring<'_>,
+    ) -> tantivy::Result<Box<dyn tantivy::query::Weight>> {
+        Ok(Box::new(tantivy::query::AutomatonWeight::<
+            tantivy_fst::Regex,
+        >::new_for_json_path(
+            self.field,
+            self.regex.clone(),
+            &self.prefix,
+        )))
     }
 }
 
