@@ -11,8 +11,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod compile;
+pub mod sort;
 
-use std::cmp::Ordering as CmpOrdering;
 use std::sync::Arc;
 
 use cairn_core::EsError;
@@ -20,11 +20,12 @@ use cairn_query::Query;
 use cairn_store::partition::Partition;
 use cairn_store::IndexHandle;
 use serde_json::Value;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::Count;
 use tantivy::schema::document::Value as _;
-use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument};
+use tantivy::{Searcher, TantivyDocument};
 
 use crate::compile::Compiler;
+use crate::sort::{Collected, Key, SortCollector, SortKind};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum TrackTotalHits {
@@ -33,24 +34,47 @@ pub enum TrackTotalHits {
     Off,
 }
 
+/// One sort clause as requested (resolved per index against its mapping).
 #[derive(Debug, Clone, PartialEq)]
-pub enum SortKey {
-    /// `@timestamp`; `true` = descending.
-    Timestamp(bool),
-    /// `_score` (descending).
-    Score,
+pub struct SortSpec {
+    pub field: String,
+    pub desc: bool,
+    pub missing_first: bool,
+    pub unmapped_type: bool,
+}
+
+impl SortSpec {
+    pub fn timestamp_desc() -> SortSpec {
+        SortSpec {
+            field: "@timestamp".into(),
+            desc: true,
+            missing_first: false,
+            unmapped_type: false,
+        }
+    }
+    pub fn score() -> SortSpec {
+        SortSpec {
+            field: "_score".into(),
+            desc: true,
+            missing_first: false,
+            unmapped_type: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct SearchRequest {
     pub query: Query,
+    pub post_filter: Option<Query>,
     pub from: usize,
     pub size: usize,
-    pub sort: SortKey,
+    /// The primary sort; ties are broken by index order within the snapshot.
+    pub sort: SortSpec,
     pub track_total_hits: TrackTotalHits,
     pub now_millis: i64,
-    /// `search_after` for the `@timestamp` sort: (millis, tiebreak doc key).
-    pub search_after: Option<i64>,
+    /// `search_after`: the sort value, and the tiebreaker when the caller has one.
+    pub search_after: Option<Vec<Value>>,
+    pub min_score: Option<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,8 +83,9 @@ pub struct Hit {
     pub id: String,
     pub score: Option<f32>,
     pub source: Vec<u8>,
-    /// `@timestamp` in microseconds.
-    pub ts: i64,
+    /// The sort value as shown in `sort`, and the snapshot tiebreaker.
+    pub sort_value: Value,
+    pub tiebreak: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -70,91 +95,118 @@ pub struct SearchResult {
     pub max_score: Option<f32>,
 }
 
-struct Target<'a> {
-    handle: &'a Arc<IndexHandle>,
-    partition: Arc<Partition>,
-    query: Arc<dyn tantivy::query::Query>,
+/// One partition as seen by a search: a pinned searcher, so scrolls and points in
+/// time read a consistent view (and keep the partition's files alive).
+#[derive(Clone)]
+pub struct SnapTarget {
+    pub index: String,
+    pub mapping: Arc<cairn_core::mapping::Mapping>,
+    pub partition: Arc<Partition>,
+    pub searcher: Searcher,
+}
+
+/// A consistent view over some indexes.
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    pub targets: Vec<SnapTarget>,
+}
+
+impl Snapshot {
+    pub fn of(indexes: &[Arc<IndexHandle>]) -> Snapshot {
+        let mut targets = Vec::new();
+        for h in indexes {
+            let mapping = h.mapping();
+            for p in h.partitions_newest_first() {
+                targets.push(SnapTarget {
+                    index: h.name.clone(),
+                    mapping: mapping.clone(),
+                    searcher: p.reader.searcher(),
+                    partition: p,
+                });
+            }
+        }
+        Snapshot { targets }
+    }
+
+    pub fn index_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.targets.iter().map(|t| t.index.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
 }
 
 /// `@timestamp` bounds (microseconds) a query implies, for partition pruning.
 fn time_bounds(q: &Query, now_millis: i64) -> (i64, i64) {
-    match q {
-        Query::Range { field, .. } if field == "@timestamp" => {
-            if let Query::Range {
-                gt,
-                gte,
-                lt,
-                lte,
-                format,
-                time_zone,
-                ..
-            } = q
-            {
-                if let Ok((lo, hi)) = cairn_query::datemath::resolve_range(
-                    gt.as_ref(),
-                    gte.as_ref(),
-                    lt.as_ref(),
-                    lte.as_ref(),
-                    format.as_deref(),
-                    time_zone.as_deref(),
-                    now_millis,
-                ) {
-                    use std::ops::Bound::*;
-                    let lo = match lo {
-                        Included(m) | Excluded(m) => m.saturating_mul(1000),
-                        Unbounded => i64::MIN,
-                    };
-                    let hi = match hi {
-                        Included(m) | Excluded(m) => m.saturating_add(1).saturating_mul(1000),
-                        Unbounded => i64::MAX,
-                    };
-                    return (lo, hi);
-                }
-            }
-            (i64::MIN, i64::MAX)
-        }
-        Query::Bool { must, filter, .. } => {
-            let mut lo = i64::MIN;
-            let mut hi = i64::MAX;
-            for c in must.iter().chain(filter.iter()) {
-                let (l, h) = time_bounds(c, now_millis);
-                lo = lo.max(l);
-                hi = hi.min(h);
-            }
+    match cairn_query::plan::time_range(q, "@timestamp", now_millis)
+        .ok()
+        .flatten()
+    {
+        Some((lo, hi)) => {
+            use std::ops::Bound::*;
+            let lo = match lo {
+                Included(m) | Excluded(m) => m.saturating_mul(1000),
+                Unbounded => i64::MIN,
+            };
+            let hi = match hi {
+                Included(m) | Excluded(m) => m.saturating_add(1).saturating_mul(1000),
+                Unbounded => i64::MAX,
+            };
             (lo, hi)
         }
-        Query::ConstantScore { filter, .. } => time_bounds(filter, now_millis),
-        _ => (i64::MIN, i64::MAX),
+        None => (i64::MIN, i64::MAX),
     }
 }
 
-fn targets<'a>(
-    indexes: &'a [Arc<IndexHandle>],
-    req_query: &Query,
+/// Compiled queries per target, skipping partitions outside the time range.
+struct Planned<'a> {
+    target: &'a SnapTarget,
+    ord: usize,
+    query: Arc<dyn tantivy::query::Query>,
+}
+
+fn plan<'a>(
+    snap: &'a Snapshot,
+    query: &Query,
+    post_filter: Option<&Query>,
     now_millis: i64,
-) -> Result<Vec<Target<'a>>, EsError> {
-    let (lo, hi) = time_bounds(req_query, now_millis);
+) -> Result<Vec<Planned<'a>>, EsError> {
+    let (lo, hi) = time_bounds(query, now_millis);
+    let mut cache: std::collections::HashMap<String, Arc<dyn tantivy::query::Query>> =
+        std::collections::HashMap::new();
     let mut out = Vec::new();
-    for h in indexes {
-        let mapping = h.mapping();
-        let parts = h.partitions_newest_first();
-        let Some(first) = parts.first() else { continue };
-        let c = Compiler {
-            mapping: &mapping,
-            fields: &first.fields,
-            now_millis,
-        };
-        let q: Arc<dyn tantivy::query::Query> = Arc::from(c.compile(req_query)?);
-        for p in parts {
-            if p.end <= lo || p.key >= hi {
-                continue;
-            }
-            out.push(Target {
-                handle: h,
-                partition: p,
-                query: q.clone(),
-            });
+    for (ord, t) in snap.targets.iter().enumerate() {
+        if t.partition.end <= lo || t.partition.key >= hi {
+            continue;
         }
+        let q = match cache.get(&t.index) {
+            Some(q) => q.clone(),
+            None => {
+                let c = Compiler {
+                    mapping: &t.mapping,
+                    fields: &t.partition.fields,
+                    now_millis,
+                };
+                let mut q = c.compile(query)?;
+                if let Some(pf) = post_filter {
+                    q = Box::new(tantivy::query::BooleanQuery::new(vec![
+                        (tantivy::query::Occur::Must, q),
+                        (
+                            tantivy::query::Occur::Must,
+                            Box::new(tantivy::query::ConstScoreQuery::new(c.compile(pf)?, 0.0)),
+                        ),
+                    ]));
+                }
+                let q: Arc<dyn tantivy::query::Query> = Arc::from(q);
+                cache.insert(t.index.clone(), q.clone());
+                q
+            }
+        };
+        out.push(Planned {
+            target: t,
+            ord,
+            query: q,
+        });
     }
     Ok(out)
 }
@@ -169,145 +221,146 @@ fn search_err(e: tantivy::TantivyError) -> EsError {
 
 /// Counts matching documents.
 pub fn count(indexes: &[Arc<IndexHandle>], query: &Query, now_millis: i64) -> Result<u64, EsError> {
+    let snap = Snapshot::of(indexes);
     let mut n = 0u64;
-    for t in targets(indexes, query, now_millis)? {
-        n += t
-            .partition
-            .reader
-            .searcher()
-            .search(t.query.as_ref(), &Count)
+    for p in plan(&snap, query, None, now_millis)? {
+        n += p
+            .target
+            .searcher
+            .search(p.query.as_ref(), &Count)
             .map_err(search_err)? as u64;
     }
     Ok(n)
 }
 
-struct Candidate {
-    target: usize,
-    addr: DocAddress,
-    score: f32,
-    ts: i64,
+pub fn search(indexes: &[Arc<IndexHandle>], req: &SearchRequest) -> Result<SearchResult, EsError> {
+    search_snapshot(&Snapshot::of(indexes), req)
 }
 
-pub fn search(indexes: &[Arc<IndexHandle>], req: &SearchRequest) -> Result<SearchResult, EsError> {
-    let mut targets = targets(indexes, &req.query, req.now_millis)?;
-    let desc = !matches!(req.sort, SortKey::Timestamp(false));
-    // Newest first for descending (and score) sorts, oldest first for ascending.
-    targets.sort_by(|a, b| {
-        if desc {
-            b.partition.end.cmp(&a.partition.end)
-        } else {
-            a.partition.key.cmp(&b.partition.key)
+/// Runs a search over a snapshot.
+pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchResult, EsError> {
+    let mut planned = plan(snap, &req.query, req.post_filter.as_ref(), req.now_millis)?;
+    // Resolve the sort per index; all indexes must agree on its kind.
+    let mut kinds: std::collections::HashMap<String, SortKind> = std::collections::HashMap::new();
+    for p in &planned {
+        if !kinds.contains_key(&p.target.index) {
+            let k = SortKind::resolve(
+                &req.sort.field,
+                req.sort.desc,
+                req.sort.missing_first,
+                &p.target.mapping,
+                req.sort.unmapped_type || snap.index_names().len() > 1,
+            )?;
+            kinds.insert(p.target.index.clone(), k);
         }
-    });
+    }
+    let kind = match kinds.values().next() {
+        Some(k) => k.clone(),
+        None => SortKind::resolve(
+            &req.sort.field,
+            req.sort.desc,
+            req.sort.missing_first,
+            &cairn_core::mapping::Mapping::default(),
+            true,
+        )?,
+    };
+    let after: Option<(Key, u64)> = match &req.search_after {
+        Some(vals) if !vals.is_empty() => {
+            let key = Key::from_json(&vals[0], &kind)?;
+            let tb =
+                vals.get(1)
+                    .and_then(Value::as_u64)
+                    .unwrap_or(if matches!(kind, SortKind::Doc) {
+                        0
+                    } else {
+                        u64::MAX
+                    });
+            let tb = if matches!(kind, SortKind::Doc) {
+                key_as_u64(&key)
+            } else {
+                tb
+            };
+            Some((key, tb))
+        }
+        _ => None,
+    };
+    let time_sort = match &kind {
+        SortKind::Timestamp { desc } => Some(*desc),
+        _ => None,
+    };
+    // Visit partitions newest first for descending time sorts (and scores), oldest
+    // first for ascending ones, so early termination can kick in.
+    match time_sort {
+        Some(false) => planned.sort_by_key(|p| p.target.partition.key),
+        _ => planned.sort_by(|a, b| b.target.partition.end.cmp(&a.target.partition.end)),
+    }
     let k = req.from + req.size;
-    let searchers: Vec<Searcher> = targets
-        .iter()
-        .map(|t| t.partition.reader.searcher())
-        .collect();
-    let mut cands: Vec<Candidate> = Vec::new();
+    let mut cands: Vec<(Collected, usize)> = Vec::new();
     let mut total: u64 = 0;
     let mut counted_all = true;
     let mut max_score: Option<f32> = None;
-    for (i, t) in targets.iter().enumerate() {
-        let s = &searchers[i];
+    for p in &planned {
         let need_count = match req.track_total_hits {
             TrackTotalHits::Exact => true,
             TrackTotalHits::UpTo(n) => total < n,
             TrackTotalHits::Off => false,
         };
-        // Early termination for time sorts: the page is full and this partition cannot
-        // beat the worst hit we keep.
-        let page_full = k > 0 && cands.len() >= k;
-        let cannot_improve = page_full
-            && match req.sort {
-                SortKey::Timestamp(true) => cands.last().is_some_and(|c| c.ts >= t.partition.end),
-                SortKey::Timestamp(false) => cands.last().is_some_and(|c| c.ts < t.partition.key),
-                SortKey::Score => false,
-            };
-        if cannot_improve && !need_count {
-            counted_all = false;
-            continue;
-        }
+        let worst = if k > 0 && cands.len() >= k {
+            cands.last().map(|(c, _)| c.key.clone())
+        } else {
+            None
+        };
+        let cannot_improve = match (time_sort, &worst) {
+            (Some(true), Some(Key::I(ts))) => *ts >= p.target.partition.end,
+            (Some(false), Some(Key::I(ts))) => *ts < p.target.partition.key,
+            _ => false,
+        };
         if need_count {
-            total += s.search(t.query.as_ref(), &Count).map_err(search_err)? as u64;
+            total += p
+                .target
+                .searcher
+                .search(p.query.as_ref(), &Count)
+                .map_err(search_err)? as u64;
         } else {
             counted_all = false;
         }
         if cannot_improve || k == 0 {
             continue;
         }
-        match req.sort {
-            SortKey::Timestamp(d) => {
-                let order = if d { Order::Desc } else { Order::Asc };
-                let q: Box<dyn tantivy::query::Query> = match req.search_after {
-                    Some(after_ms) => {
-                        let bound = tantivy::Term::from_field_date(
-                            t.partition.fields.ts,
-                            DateTime::from_timestamp_millis(after_ms),
-                        );
-                        let range = if d {
-                            tantivy::query::RangeQuery::new(
-                                std::ops::Bound::Unbounded,
-                                std::ops::Bound::Excluded(bound),
-                            )
-                        } else {
-                            let b2 = tantivy::Term::from_field_date(
-                                t.partition.fields.ts,
-                                DateTime::from_timestamp_millis(after_ms + 1),
-                            );
-                            let _ = bound;
-                            tantivy::query::RangeQuery::new(
-                                std::ops::Bound::Included(b2),
-                                std::ops::Bound::Unbounded,
-                            )
-                        };
-                        Box::new(tantivy::query::BooleanQuery::new(vec![
-                            (tantivy::query::Occur::Must, t.query.box_clone()),
-                            (tantivy::query::Occur::Must, Box::new(range)),
-                        ]))
-                    }
-                    None => t.query.box_clone(),
-                };
-                let top = s
-                    .search(
-                        q.as_ref(),
-                        &TopDocs::with_limit(k).order_by_fast_field::<DateTime>("@ts", order),
-                    )
-                    .map_err(search_err)?;
-                for (ts, addr) in top {
-                    let ts = ts.map(|d| d.into_timestamp_micros()).unwrap_or(0);
-                    cands.push(Candidate {
-                        target: i,
-                        addr,
-                        score: f32::NAN,
-                        ts,
-                    });
+        let collector = SortCollector {
+            kind: kind.clone(),
+            k,
+            target: p.ord,
+            after: after.clone(),
+        };
+        let hits = p
+            .target
+            .searcher
+            .search(p.query.as_ref(), &collector)
+            .map_err(search_err)?;
+        for h in hits {
+            if let Some(min) = req.min_score {
+                if h.score < min {
+                    continue;
                 }
-                cands.sort_by(|a, b| if d { b.ts.cmp(&a.ts) } else { a.ts.cmp(&b.ts) });
-                cands.truncate(k);
             }
-            SortKey::Score => {
-                let top = s
-                    .search(t.query.as_ref(), &TopDocs::with_limit(k).order_by_score())
-                    .map_err(search_err)?;
-                for (score, addr) in top {
-                    max_score = Some(max_score.map_or(score, |m: f32| m.max(score)));
-                    cands.push(Candidate {
-                        target: i,
-                        addr,
-                        score,
-                        ts: 0,
-                    });
-                }
-                cands.sort_by(|a, b| b.score.partial_cmp(&a.score).unwrap_or(CmpOrdering::Equal));
-                cands.truncate(k);
+            if matches!(kind, SortKind::Score) {
+                max_score = Some(max_score.map_or(h.score, |m: f32| m.max(h.score)));
             }
+            cands.push((h, p.ord));
         }
+        cands.sort_by(|a, b| {
+            kind.compare(
+                &(a.0.key.clone(), a.0.tiebreak),
+                &(b.0.key.clone(), b.0.tiebreak),
+            )
+        });
+        cands.truncate(k);
     }
     let mut hits = Vec::new();
-    for c in cands.into_iter().skip(req.from) {
-        let t = &targets[c.target];
-        let doc: TantivyDocument = searchers[c.target].doc(c.addr).map_err(search_err)?;
+    for (c, ord) in cands.into_iter().skip(req.from) {
+        let t = &snap.targets[ord];
+        let doc: TantivyDocument = t.searcher.doc(c.addr).map_err(search_err)?;
         let f = &t.partition.fields;
         let id = doc
             .get_first(f.id)
@@ -319,24 +372,17 @@ pub fn search(indexes: &[Arc<IndexHandle>], req: &SearchRequest) -> Result<Searc
             .and_then(|v| v.as_bytes())
             .unwrap_or_default()
             .to_vec();
-        let ts = match req.sort {
-            SortKey::Score => doc
-                .get_first(f.ts)
-                .and_then(|v| v.as_datetime())
-                .map(|d| d.into_timestamp_micros())
-                .unwrap_or(0),
-            _ => c.ts,
-        };
         hits.push(Hit {
-            index: t.handle.name.clone(),
+            index: t.index.clone(),
             id,
-            score: if c.score.is_nan() {
-                None
-            } else {
+            score: if matches!(kind, SortKind::Score) {
                 Some(c.score)
+            } else {
+                None
             },
             source,
-            ts,
+            sort_value: c.key.to_json(&kind),
+            tiebreak: c.tiebreak,
         });
     }
     let total = match req.track_total_hits {
@@ -357,6 +403,13 @@ pub fn search(indexes: &[Arc<IndexHandle>], req: &SearchRequest) -> Result<Searc
     })
 }
 
+fn key_as_u64(k: &Key) -> u64 {
+    match k {
+        Key::I(v) => *v as u64,
+        _ => 0,
+    }
+}
+
 /// Parses the `query` object of a request body.
 pub fn parse_query(v: Option<&Value>) -> Result<Query, EsError> {
     match v {
@@ -372,19 +425,20 @@ pub fn matching_ids(
     query: &Query,
     now_millis: i64,
 ) -> Result<Vec<(String, String)>, EsError> {
+    let snap = Snapshot::of(indexes);
     let mut out = Vec::new();
-    for t in targets(indexes, query, now_millis)? {
-        let s = t.partition.reader.searcher();
+    for p in plan(&snap, query, None, now_millis)? {
+        let s = &p.target.searcher;
         let docs = s
-            .search(t.query.as_ref(), &tantivy::collector::DocSetCollector)
+            .search(p.query.as_ref(), &tantivy::collector::DocSetCollector)
             .map_err(search_err)?;
         for addr in docs {
             let doc: TantivyDocument = s.doc(addr).map_err(search_err)?;
             if let Some(id) = doc
-                .get_first(t.partition.fields.id)
+                .get_first(p.target.partition.fields.id)
                 .and_then(|v| v.as_str())
             {
-                out.push((t.handle.name.clone(), id.to_string()));
+                out.push((p.target.index.clone(), id.to_string()));
             }
         }
     }

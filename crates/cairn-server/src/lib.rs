@@ -11,9 +11,12 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod aggs;
 mod bulk;
 mod cat;
+pub mod contexts;
 mod docs;
+mod highlight;
 mod http;
 mod search;
 
@@ -25,6 +28,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use cairn_store::Store;
 
+pub use contexts::Contexts;
 pub use http::ApiError;
 
 #[derive(Clone, Debug)]
@@ -52,6 +56,7 @@ pub struct AppState {
     pub config: ServerConfig,
     pub cluster_uuid: String,
     pub started: std::time::Instant,
+    pub contexts: Contexts,
 }
 
 pub type Shared = Arc<AppState>;
@@ -86,6 +91,37 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/{index}/_search",
             get(search::search_index).post(search::search_index),
+        )
+        .route(
+            "/_search/scroll",
+            get(search::scroll)
+                .post(search::scroll)
+                .delete(search::clear_scroll),
+        )
+        .route(
+            "/_search/scroll/{id}",
+            get(search::scroll_by_id)
+                .post(search::scroll_by_id)
+                .delete(search::clear_scroll_by_id),
+        )
+        .route("/{index}/_pit", post(search::open_pit))
+        .route("/_pit", axum::routing::delete(search::close_pit))
+        .route("/_msearch", get(search::msearch).post(search::msearch))
+        .route(
+            "/{index}/_msearch",
+            get(search::msearch_index).post(search::msearch_index),
+        )
+        .route(
+            "/_field_caps",
+            get(search::field_caps_all).post(search::field_caps_all),
+        )
+        .route(
+            "/{index}/_field_caps",
+            get(search::field_caps).post(search::field_caps),
+        )
+        .route(
+            "/{index}/_validate/query",
+            get(search::validate_query).post(search::validate_query),
         )
         .route("/_count", get(search::count_all).post(search::count_all))
         .route(

@@ -9,17 +9,21 @@ use axum::response::Response;
 use bytes::Bytes;
 use cairn_core::EsError;
 use cairn_query::Query as Q;
-use cairn_search::{SearchRequest, SortKey, TrackTotalHits};
+use cairn_search::{SearchRequest, TrackTotalHits};
 use cairn_store::admin::ResolveOptions;
 use cairn_store::{IndexHandle, WriteKind, WriteRequest};
 use serde_json::{json, Map, Value};
 
 use crate::http::{body_bytes, json_body, ok, param_bool, ApiError, Params};
-use crate::Shared;
+use crate::{contexts, Shared};
 
 pub const MAX_RESULT_WINDOW: usize = 10_000;
 
-fn resolve(s: &Shared, expr: &str, p: &Params) -> Result<Vec<Arc<IndexHandle>>, ApiError> {
+pub(crate) fn resolve(
+    s: &Shared,
+    expr: &str,
+    p: &Params,
+) -> Result<Vec<Arc<IndexHandle>>, ApiError> {
     let opts = ResolveOptions {
         ignore_unavailable: param_bool(p, "ignore_unavailable", false)?,
         allow_no_indices: param_bool(p, "allow_no_indices", true)?,
@@ -30,11 +34,11 @@ fn resolve(s: &Shared, expr: &str, p: &Params) -> Result<Vec<Arc<IndexHandle>>, 
     s.store.resolve_indices(expr, opts).map_err(ApiError)
 }
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     cairn_core::time::now_micros() / 1000
 }
 
-fn query_of(body: &Option<Value>, p: &Params) -> Result<Q, ApiError> {
+pub(crate) fn query_of(body: &Option<Value>, p: &Params) -> Result<Q, ApiError> {
     if let Some(q) = p.get("q") {
         let mut opts = cairn_query::lucene::QueryStringOptions::default();
         if let Some(df) = p.get("df") {
@@ -51,17 +55,18 @@ fn query_of(body: &Option<Value>, p: &Params) -> Result<Q, ApiError> {
     cairn_search::parse_query(body.as_ref().and_then(|b| b.get("query"))).map_err(ApiError)
 }
 
-fn shards(n: usize) -> Value {
+pub(crate) fn shards(n: usize) -> Value {
     json!({"total": n, "successful": n, "skipped": 0, "failed": 0})
 }
 
-fn parse_sort(v: Option<&Value>, p: &Params) -> Result<SortKey, ApiError> {
-    let unsupported = |f: &str| {
-        ApiError(EsError::illegal_argument(format!(
-            "sorting on [{f}] is not supported by cairn yet; sort on [@timestamp] or [_score]"
-        )))
-    };
-    let one = |field: &str, order: Option<&str>| -> Result<SortKey, ApiError> {
+/// Parses `sort` (body or `?sort=f:asc`). Cairn sorts by the first clause and breaks
+/// ties by index order; further clauses are accepted and not applied.
+fn parse_sort(v: Option<&Value>, p: &Params) -> Result<cairn_search::SortSpec, ApiError> {
+    let mk = |field: &str,
+              order: Option<&str>,
+              missing: Option<&Value>,
+              unmapped: bool|
+     -> Result<cairn_search::SortSpec, ApiError> {
         let desc = match order {
             None => field == "_score",
             Some("desc") => true,
@@ -72,35 +77,51 @@ fn parse_sort(v: Option<&Value>, p: &Params) -> Result<SortKey, ApiError> {
                 ))))
             }
         };
-        match field {
-            "@timestamp" => Ok(SortKey::Timestamp(desc)),
-            "_score" => Ok(SortKey::Score),
-            f => Err(unsupported(f)),
-        }
+        let missing_first = match missing.and_then(Value::as_str) {
+            Some("_first") => true,
+            Some("_last") | None => false,
+            Some(other) => {
+                return Err(ApiError(EsError::illegal_argument(format!(
+                    "cairn supports only _first and _last for [missing], found [{other}]"
+                ))))
+            }
+        };
+        Ok(cairn_search::SortSpec {
+            field: field.to_string(),
+            desc,
+            missing_first,
+            unmapped_type: unmapped,
+        })
     };
     if let Some(s) = p.get("sort") {
-        let (f, o) = s
+        let first = s.split(',').next().unwrap_or_default();
+        let (f, o) = first
             .split_once(':')
             .map(|(a, b)| (a, Some(b)))
-            .unwrap_or((s.as_str(), None));
-        return one(f, o);
+            .unwrap_or((first, None));
+        return mk(f, o, None, false);
     }
     let first = match v {
-        None => return Ok(SortKey::Score),
-        Some(Value::Array(a)) if a.is_empty() => return Ok(SortKey::Score),
+        None => return Ok(cairn_search::SortSpec::score()),
+        Some(Value::Array(a)) if a.is_empty() => return Ok(cairn_search::SortSpec::score()),
         Some(Value::Array(a)) => &a[0],
         Some(other) => other,
     };
     match first {
-        Value::String(f) => one(f, None),
+        Value::String(f) => mk(f, None, None, false),
         Value::Object(o) => {
             let (f, spec) = o
                 .iter()
                 .next()
                 .ok_or_else(|| ApiError(EsError::parsing("empty sort")))?;
             match spec {
-                Value::String(ord) => one(f, Some(ord)),
-                Value::Object(so) => one(f, so.get("order").and_then(Value::as_str)),
+                Value::String(ord) => mk(f, Some(ord), None, false),
+                Value::Object(so) => mk(
+                    f,
+                    so.get("order").and_then(Value::as_str),
+                    so.get("missing"),
+                    so.contains_key("unmapped_type"),
+                ),
                 _ => Err(ApiError(EsError::parsing(format!(
                     "malformed sort for [{f}]"
                 )))),
@@ -210,49 +231,79 @@ fn filter_source(src: Value, spec: Option<&Value>) -> Option<Value> {
     }
 }
 
-async fn do_search(
-    s: Shared,
-    expr: String,
-    p: Params,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let b = body_bytes(body)?;
-    let body = json_body(&b)?;
-    if let Some(Value::Object(o)) = &body {
+const SEARCH_KEYS: &[&str] = &[
+    "query",
+    "from",
+    "size",
+    "sort",
+    "track_total_hits",
+    "_source",
+    "search_after",
+    "timeout",
+    "terminate_after",
+    "version",
+    "seq_no_primary_term",
+    "stored_fields",
+    "explain",
+    "aggs",
+    "aggregations",
+    "post_filter",
+    "min_score",
+    "highlight",
+    "fields",
+    "docvalue_fields",
+    "pit",
+    "track_scores",
+    "runtime_mappings",
+    "indices_boost",
+    "collapse",
+    "rescore",
+    "suggest",
+    "profile",
+];
+
+/// A parsed search body plus the options that shape the response.
+pub struct ParsedSearch {
+    pub req: SearchRequest,
+    pub source_spec: Option<Value>,
+    pub highlight: Option<Value>,
+    pub fields: Vec<String>,
+    pub rest_total_as_int: bool,
+    pub aggs: Option<Value>,
+}
+
+pub(crate) fn parse_search(body: &Option<Value>, p: &Params) -> Result<ParsedSearch, ApiError> {
+    if let Some(b) = body {
+        let o = b
+            .as_object()
+            .ok_or_else(|| ApiError(EsError::parsing("request body must be an object")))?;
         for k in o.keys() {
-            if ![
-                "query",
-                "from",
-                "size",
-                "sort",
-                "track_total_hits",
-                "_source",
-                "search_after",
-                "timeout",
-                "terminate_after",
-                "version",
-                "seq_no_primary_term",
-                "stored_fields",
-                "explain",
-            ]
-            .contains(&k.as_str())
-            {
+            if !SEARCH_KEYS.contains(&k.as_str()) {
                 return Err(ApiError(EsError::parsing(format!(
                     "Unknown key for a {} in [{k}].",
                     if o[k].is_object() {
                         "START_OBJECT"
                     } else {
-                        "VALUE"
+                        "VALUE_STRING"
                     }
                 ))));
             }
         }
+        for k in ["collapse", "rescore", "suggest", "runtime_mappings"] {
+            if o.contains_key(k) {
+                return Err(ApiError(EsError::illegal_argument(format!(
+                    "[{k}] is not supported by cairn"
+                ))));
+            }
+        }
     }
-    let indexes = resolve(&s, &expr, &p)?;
-    let query = query_of(&body, &p)?;
-    let from = usize_of(&body, &p, "from", 0)?;
-    let size = usize_of(&body, &p, "size", 10)?;
+    let query = query_of(body, p)?;
+    let post_filter = match body.as_ref().and_then(|b| b.get("post_filter")) {
+        Some(v) => Some(cairn_search::parse_query(Some(v)).map_err(ApiError)?),
+        None => None,
+    };
+    let from = usize_of(body, p, "from", 0)?;
+    let size = usize_of(body, p, "size", 10)?;
     if from + size > MAX_RESULT_WINDOW {
         return Err(ApiError(EsError::new(400, "search_phase_execution_exception", "all shards failed").caused_by(
             EsError::illegal_argument(format!(
@@ -261,16 +312,25 @@ async fn do_search(
             )),
         )));
     }
-    let sort = parse_sort(body.as_ref().and_then(|b| b.get("sort")), &p)?;
-    let track = match body
-        .as_ref()
-        .and_then(|b| b.get("track_total_hits"))
-        .or(None)
-    {
+    let sort = parse_sort(body.as_ref().and_then(|b| b.get("sort")), p)?;
+    let track = match body.as_ref().and_then(|b| b.get("track_total_hits")) {
         Some(Value::Bool(true)) => TrackTotalHits::Exact,
         Some(Value::Bool(false)) => TrackTotalHits::Off,
-        Some(Value::Number(n)) => TrackTotalHits::UpTo(n.as_u64().unwrap_or(10_000)),
-        _ => match p.get("track_total_hits").map(String::as_str) {
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(-1) => TrackTotalHits::Exact,
+            Some(v) if v >= 0 => TrackTotalHits::UpTo(v as u64),
+            _ => {
+                return Err(ApiError(EsError::illegal_argument(format!(
+                    "[track_total_hits] parameter must be positive or equals to -1, got {n}"
+                ))))
+            }
+        },
+        Some(other) => {
+            return Err(ApiError(EsError::parsing(format!(
+                "[track_total_hits] must be a boolean or a number, found [{other}]"
+            ))))
+        }
+        None => match p.get("track_total_hits").map(String::as_str) {
             Some("true") => TrackTotalHits::Exact,
             Some("false") => TrackTotalHits::Off,
             Some(n) => TrackTotalHits::UpTo(n.parse().unwrap_or(10_000)),
@@ -278,32 +338,120 @@ async fn do_search(
         },
     };
     let search_after = match body.as_ref().and_then(|b| b.get("search_after")) {
-        Some(Value::Array(a)) => a.first().and_then(Value::as_i64),
-        _ => None,
+        Some(Value::Array(a)) => Some(a.clone()),
+        Some(other) => {
+            return Err(ApiError(EsError::parsing(format!(
+                "[search_after] must be an array, found [{other}]"
+            ))))
+        }
+        None => None,
     };
-    let req = SearchRequest {
-        query,
-        from,
-        size,
-        sort: sort.clone(),
-        track_total_hits: track,
-        now_millis: now_millis(),
-        search_after,
-    };
-    let n_shards = indexes.len();
-    let source_spec = body.as_ref().and_then(|b| b.get("_source")).cloned();
-    let source_spec = source_spec.or_else(|| {
-        p.get("_source").map(|s| {
-            if s == "false" {
-                Value::Bool(false)
-            } else {
-                Value::String(s.clone())
+    let min_score = body
+        .as_ref()
+        .and_then(|b| b.get("min_score"))
+        .and_then(Value::as_f64)
+        .map(|f| f as f32);
+    let source_spec = body
+        .as_ref()
+        .and_then(|b| b.get("_source"))
+        .cloned()
+        .or_else(|| {
+            p.get("_source").map(|s| {
+                if s == "false" {
+                    Value::Bool(false)
+                } else {
+                    Value::String(s.clone())
+                }
+            })
+        });
+    let mut fields = Vec::new();
+    for key in ["fields", "docvalue_fields"] {
+        if let Some(Value::Array(a)) = body.as_ref().and_then(|b| b.get(key)) {
+            for f in a {
+                match f {
+                    Value::String(s) => fields.push(s.clone()),
+                    Value::Object(o) => {
+                        if let Some(s) = o.get("field").and_then(Value::as_str) {
+                            fields.push(s.to_string());
+                        }
+                    }
+                    _ => {}
+                }
             }
-        })
-    });
-    let res = tokio::task::spawn_blocking(move || cairn_search::search(&indexes, &req))
-        .await
-        .map_err(|e| ApiError(EsError::internal(e.to_string())))??;
+        }
+    }
+    Ok(ParsedSearch {
+        req: SearchRequest {
+            query,
+            post_filter,
+            from,
+            size,
+            sort,
+            track_total_hits: track,
+            now_millis: now_millis(),
+            search_after,
+            min_score,
+        },
+        source_spec,
+        highlight: body.as_ref().and_then(|b| b.get("highlight")).cloned(),
+        fields,
+        rest_total_as_int: param_bool(p, "rest_total_hits_as_int", false)?,
+        aggs: body
+            .as_ref()
+            .and_then(|b| b.get("aggs").or_else(|| b.get("aggregations")))
+            .cloned(),
+    })
+}
+
+/// Values of `fields` requested, read from `_source` (dotted keys and nested objects).
+fn fields_of(src: &Value, patterns: &[String]) -> Map<String, Value> {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(o) => {
+                for (k, child) in o {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&p, child, out);
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    walk(prefix, x, out);
+                }
+            }
+            Value::Null => {}
+            other => out.push((prefix.to_string(), other.clone())),
+        }
+    }
+    let mut leaves = Vec::new();
+    walk("", src, &mut leaves);
+    let mut out: Map<String, Value> = Map::new();
+    for (path, v) in leaves {
+        if patterns
+            .iter()
+            .any(|p| cairn_core::mapping::wildcard_match(p, &path))
+        {
+            if let Value::Array(a) = out.entry(path).or_insert_with(|| Value::Array(vec![])) {
+                a.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// Renders hits in Elasticsearch's shape.
+pub(crate) fn render_hits(
+    res: cairn_search::SearchResult,
+    ps: &ParsedSearch,
+    with_tiebreak: bool,
+) -> Value {
+    let hl = ps
+        .highlight
+        .as_ref()
+        .map(|h| crate::highlight::Highlighter::new(h, &ps.req.query));
     let hits: Vec<Value> = res
         .hits
         .into_iter()
@@ -316,21 +464,31 @@ async fn do_search(
                 "_score".into(),
                 h.score.map(|s| json!(s)).unwrap_or(Value::Null),
             );
-            if let Some(src) = filter_source(src, source_spec.as_ref()) {
+            if let Some(hl) = &hl {
+                let frags = hl.highlight(&src);
+                if !frags.is_empty() {
+                    o.insert("highlight".into(), Value::Object(frags));
+                }
+            }
+            if !ps.fields.is_empty() {
+                o.insert("fields".into(), Value::Object(fields_of(&src, &ps.fields)));
+            }
+            if let Some(src) = filter_source(src, ps.source_spec.as_ref()) {
                 o.insert("_source".into(), src);
             }
-            match sort {
-                SortKey::Timestamp(_) => {
-                    o.insert("sort".into(), json!([h.ts.div_euclid(1000)]));
+            if ps.req.sort.field != "_score" || with_tiebreak {
+                let mut sort = vec![h.sort_value.clone()];
+                if with_tiebreak {
+                    sort.push(json!(h.tiebreak));
                 }
-                SortKey::Score => {}
+                o.insert("sort".into(), Value::Array(sort));
             }
             Value::Object(o)
         })
         .collect();
     let mut hits_obj = Map::new();
     if let Some((value, eq)) = res.total {
-        if param_bool(&p, "rest_total_hits_as_int", false)? {
+        if ps.rest_total_as_int {
             hits_obj.insert("total".into(), json!(value));
         } else {
             hits_obj.insert(
@@ -344,12 +502,90 @@ async fn do_search(
         res.max_score.map(|m| json!(m)).unwrap_or(Value::Null),
     );
     hits_obj.insert("hits".into(), Value::Array(hits));
-    ok(json!({
+    Value::Object(hits_obj)
+}
+
+/// Runs one search over a snapshot and renders the whole response body.
+pub(crate) fn run_search(
+    snap: &cairn_search::Snapshot,
+    ps: &ParsedSearch,
+    with_tiebreak: bool,
+    started: Instant,
+) -> Result<(Value, cairn_search::SearchResult), EsError> {
+    let res = cairn_search::search_snapshot(snap, &ps.req)?;
+    let n = snap.index_names().len();
+    let mut body = json!({
         "took": started.elapsed().as_millis() as u64,
         "timed_out": false,
-        "_shards": shards(n_shards),
-        "hits": hits_obj,
-    }))
+        "_shards": shards(n),
+    });
+    if let Some(aggs) = &ps.aggs {
+        body["aggregations"] = crate::aggs::run(snap, &ps.req, aggs)?;
+    }
+    let copy = res.clone();
+    body["hits"] = render_hits(res, ps, with_tiebreak);
+    Ok((body, copy))
+}
+
+async fn do_search(
+    s: Shared,
+    expr: Option<String>,
+    p: Params,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let b = body_bytes(body)?;
+    let body = json_body(&b)?;
+    let mut ps = parse_search(&body, &p)?;
+    // Point in time: search the pinned snapshot.
+    if let Some(pit) = body.as_ref().and_then(|b| b.get("pit")) {
+        if expr.is_some() {
+            return Err(ApiError(EsError::action_request_validation(
+                "Validation Failed: 1: [indices] cannot be used with point in time. Do not specify any index with point in time.;",
+            )));
+        }
+        let id = pit
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError(EsError::parsing("[pit] requires [id]")))?;
+        let keep = pit.get("keep_alive").and_then(Value::as_str);
+        let snap = s.contexts.touch_pit(id, keep)?;
+        let snap2 = snap.clone();
+        let body = tokio::task::spawn_blocking(move || run_search(&snap2, &ps, true, started))
+            .await
+            .map_err(|e| ApiError(EsError::internal(e.to_string())))??;
+        let mut out = body.0;
+        out["pit_id"] = json!(id);
+        return ok(out);
+    }
+    let expr = expr.unwrap_or_else(|| "_all".to_string());
+    let indexes = resolve(&s, &expr, &p)?;
+    let snap = cairn_search::Snapshot::of(&indexes);
+    if let Some(keep) = p.get("scroll").cloned() {
+        // Scrolls page with search_after over a pinned snapshot.
+        if ps.req.from > 0 {
+            return Err(ApiError(EsError::action_request_validation(
+                "Validation Failed: 1: using [from] is not allowed in a scroll context;",
+            )));
+        }
+        let ttl = contexts::keep_alive(&keep)?;
+        let snap2 = snap.clone();
+        ps.req.track_total_hits = TrackTotalHits::Exact;
+        let (ps, out) = tokio::task::spawn_blocking(move || {
+            let r = run_search(&snap2, &ps, false, started);
+            (ps, r)
+        })
+        .await
+        .map_err(|e| ApiError(EsError::internal(e.to_string())))?;
+        let (mut body, res) = out?;
+        let id = s.contexts.open_scroll(snap, ps, &res, ttl)?;
+        body["_scroll_id"] = json!(id);
+        return ok(body);
+    }
+    let (body, _) = tokio::task::spawn_blocking(move || run_search(&snap, &ps, false, started))
+        .await
+        .map_err(|e| ApiError(EsError::internal(e.to_string())))??;
+    ok(body)
 }
 
 pub async fn search_all(
@@ -357,7 +593,7 @@ pub async fn search_all(
     Query(p): Query<Params>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    do_search(s, "_all".into(), p, body).await
+    do_search(s, None, p, body).await
 }
 
 pub async fn search_index(
@@ -366,7 +602,7 @@ pub async fn search_index(
     Query(p): Query<Params>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    do_search(s, index, p, body).await
+    do_search(s, Some(index), p, body).await
 }
 
 async fn do_count(
@@ -469,4 +705,400 @@ pub async fn delete_by_query(
         "throttled_until_millis": 0,
         "failures": failures,
     }))
+}
+
+// ---- scroll ----------------------------------------------------------------
+
+fn scroll_params(
+    body: &Option<Value>,
+    p: &Params,
+    id_from_path: Option<String>,
+) -> (Option<String>, Option<String>) {
+    let id = id_from_path
+        .or_else(|| {
+            body.as_ref()
+                .and_then(|b| b.get("scroll_id"))
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
+        .or_else(|| p.get("scroll_id").cloned());
+    let keep = body
+        .as_ref()
+        .and_then(|b| b.get("scroll"))
+        .and_then(Value::as_str)
+        .map(String::from)
+        .or_else(|| p.get("scroll").cloned());
+    (id, keep)
+}
+
+async fn scroll_next(
+    s: Shared,
+    p: Params,
+    body: Bytes,
+    id_from_path: Option<String>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+        Some(v)
+    } else {
+        // Old clients send the bare scroll id as the body.
+        Some(json!({"scroll_id": String::from_utf8_lossy(&body).trim()}))
+    };
+    let (id, keep) = scroll_params(&body, &p, id_from_path);
+    let id = id.ok_or_else(|| {
+        ApiError(EsError::action_request_validation(
+            "Validation Failed: 1: scrollId is missing;",
+        ))
+    })?;
+    let mut sc = s.contexts.take_scroll(&id)?;
+    if let Some(k) = keep {
+        sc.expires = Instant::now() + contexts::keep_alive(&k)?;
+    }
+    let (sc, out) = tokio::task::spawn_blocking(move || {
+        let mut sc = sc;
+        let res = match &sc.after {
+            None => Ok(cairn_search::SearchResult {
+                hits: vec![],
+                total: sc.total,
+                max_score: None,
+            }),
+            Some((v, tb)) => {
+                let mut req = sc.search.req.clone();
+                req.search_after = Some(vec![v.clone(), json!(tb)]);
+                req.track_total_hits = TrackTotalHits::Off;
+                cairn_search::search_snapshot(&sc.snapshot, &req)
+            }
+        };
+        let out = res.map(|mut r| {
+            sc.after = r
+                .hits
+                .last()
+                .map(|h| (h.sort_value.clone(), h.tiebreak))
+                .or(None);
+            r.total = sc.total;
+            let n = sc.snapshot.index_names().len();
+            json!({
+                "took": started.elapsed().as_millis() as u64,
+                "timed_out": false,
+                "_shards": shards(n),
+                "hits": render_hits(r, &sc.search, false),
+            })
+        });
+        (sc, out)
+    })
+    .await
+    .map_err(|e| ApiError(EsError::internal(e.to_string())))?;
+    let mut body = out?;
+    body["_scroll_id"] = json!(id);
+    s.contexts.put_scroll(id, sc);
+    ok(body)
+}
+
+pub async fn scroll(
+    State(s): State<Shared>,
+    Query(p): Query<Params>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    scroll_next(s, p, body_bytes(body)?, None).await
+}
+
+pub async fn scroll_by_id(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    Query(p): Query<Params>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    scroll_next(s, p, body_bytes(body)?, Some(id)).await
+}
+
+pub async fn clear_scroll(
+    State(s): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body_bytes(body)?;
+    let body = json_body(&b)?;
+    let ids: Vec<String> = match body.as_ref().and_then(|b| b.get("scroll_id")) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => vec!["_all".to_string()],
+    };
+    let n = s.contexts.clear_scrolls(&ids);
+    ok(json!({"succeeded": true, "num_freed": n}))
+}
+
+pub async fn clear_scroll_by_id(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let ids: Vec<String> = id.split(',').map(String::from).collect();
+    let n = s.contexts.clear_scrolls(&ids);
+    ok(json!({"succeeded": true, "num_freed": n}))
+}
+
+// ---- point in time -----------------------------------------------------------
+
+pub async fn open_pit(
+    State(s): State<Shared>,
+    Path(index): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let keep = p.get("keep_alive").ok_or_else(|| {
+        ApiError(EsError::action_request_validation(
+            "Validation Failed: 1: [keep_alive] is not specified;",
+        ))
+    })?;
+    let ttl = contexts::keep_alive(keep)?;
+    let indexes = resolve(&s, &index, &p)?;
+    let n = indexes.len();
+    let snap = cairn_search::Snapshot::of(&indexes);
+    let id = s.contexts.open_pit(snap, ttl);
+    ok(json!({"id": id, "_shards": shards(n)}))
+}
+
+pub async fn close_pit(
+    State(s): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body_bytes(body)?;
+    let body = json_body(&b)?;
+    let id = body
+        .as_ref()
+        .and_then(|b| b.get("id"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError(EsError::action_request_validation(
+                "Validation Failed: 1: point-in-time id was not specified;",
+            ))
+        })?;
+    if s.contexts.close_pit(id) {
+        ok(json!({"succeeded": true, "num_freed": 1}))
+    } else {
+        Ok(crate::http::json_response(
+            404,
+            &json!({"succeeded": true, "num_freed": 0}),
+        ))
+    }
+}
+
+// ---- msearch -----------------------------------------------------------------
+
+async fn do_msearch(
+    s: Shared,
+    default_index: Option<String>,
+    p: Params,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let b = body_bytes(body)?;
+    let lines: Vec<&[u8]> = b
+        .split(|c| *c == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+        .collect();
+    if lines.len() % 2 != 0 {
+        return Err(ApiError(EsError::illegal_argument(
+            "The msearch request must be terminated by a newline [\n]",
+        )));
+    }
+    let mut responses = Vec::new();
+    for pair in lines.chunks(2) {
+        let header: Value = serde_json::from_slice(pair[0]).map_err(|e| {
+            ApiError(EsError::parsing(format!(
+                "failed to parse an msearch header: {e}"
+            )))
+        })?;
+        let index = match header.get("index") {
+            Some(Value::String(i)) => Some(i.clone()),
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => default_index.clone(),
+        };
+        let one = async {
+            let body: Option<Value> = Some(serde_json::from_slice(pair[1]).map_err(|e| {
+                ApiError(EsError::new(
+                    400,
+                    "x_content_parse_exception",
+                    format!("failed to parse a search body: {e}"),
+                ))
+            })?);
+            let ps = parse_search(&body, &p)?;
+            let indexes = resolve(&s, index.as_deref().unwrap_or("_all"), &p)?;
+            let snap = cairn_search::Snapshot::of(&indexes);
+            let t = Instant::now();
+            tokio::task::spawn_blocking(move || run_search(&snap, &ps, false, t).map(|r| r.0))
+                .await
+                .map_err(|e| ApiError(EsError::internal(e.to_string())))?
+                .map_err(ApiError)
+        };
+        match one.await {
+            Ok(mut v) => {
+                v["status"] = json!(200);
+                responses.push(v);
+            }
+            Err(ApiError(e)) => {
+                let mut v = e.to_body();
+                v["status"] = json!(e.status);
+                responses.push(v);
+            }
+        }
+    }
+    ok(json!({"took": started.elapsed().as_millis() as u64, "responses": responses}))
+}
+
+pub async fn msearch(
+    State(s): State<Shared>,
+    Query(p): Query<Params>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    do_msearch(s, None, p, body).await
+}
+
+pub async fn msearch_index(
+    State(s): State<Shared>,
+    Path(index): Path<String>,
+    Query(p): Query<Params>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    do_msearch(s, Some(index), p, body).await
+}
+
+// ---- field caps, validate -----------------------------------------------------
+
+async fn do_field_caps(s: Shared, expr: String, p: Params) -> Result<Response, ApiError> {
+    use cairn_core::mapping::StorageClass;
+    let patterns: Vec<String> = p
+        .get("fields")
+        .map(|f| f.split(',').map(String::from).collect())
+        .unwrap_or_else(|| vec!["*".into()]);
+    let indexes = resolve(&s, &expr, &p)?;
+    let mut fields: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, (bool, bool, Vec<String>)>,
+    > = Default::default();
+    for h in &indexes {
+        let m = h.mapping();
+        for (path, fm) in &m.fields {
+            if !patterns
+                .iter()
+                .any(|pt| cairn_core::mapping::wildcard_match(pt, path))
+            {
+                continue;
+            }
+            let st = fm.ty.storage();
+            let searchable = fm.indexed() && !matches!(st, StorageClass::None);
+            let aggregatable = matches!(
+                st,
+                StorageClass::Keyword
+                    | StorageClass::Integer
+                    | StorageClass::Float
+                    | StorageClass::Boolean
+                    | StorageClass::Date
+            ) && fm.indexed();
+            let e = fields
+                .entry(path.clone())
+                .or_default()
+                .entry(fm.ty.name().to_string())
+                .or_insert((searchable, aggregatable, vec![]));
+            e.2.push(h.name.clone());
+        }
+    }
+    for meta in ["_id", "_index", "_source"] {
+        if patterns
+            .iter()
+            .any(|pt| cairn_core::mapping::wildcard_match(pt, meta))
+            && !indexes.is_empty()
+        {
+            let ty = if meta == "_source" { "_source" } else { meta };
+            fields.entry(meta.to_string()).or_default().insert(
+                ty.to_string(),
+                (meta != "_source", meta != "_source", vec![]),
+            );
+        }
+    }
+    let n = indexes.len();
+    let mut out = Map::new();
+    for (name, types) in fields {
+        let mut t = Map::new();
+        let multi = types.len() > 1;
+        for (ty, (searchable, aggregatable, idx)) in types {
+            let mut o = json!({"type": ty, "metadata_field": name.starts_with('_'), "searchable": searchable, "aggregatable": aggregatable});
+            if (multi || idx.len() < n) && !idx.is_empty() {
+                o["indices"] = json!(idx);
+            }
+            t.insert(ty, o);
+        }
+        out.insert(name, Value::Object(t));
+    }
+    let names: Vec<String> = indexes.iter().map(|h| h.name.clone()).collect();
+    ok(json!({"indices": names, "fields": out}))
+}
+
+pub async fn field_caps_all(
+    State(s): State<Shared>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    do_field_caps(s, "_all".into(), p).await
+}
+
+pub async fn field_caps(
+    State(s): State<Shared>,
+    Path(index): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    do_field_caps(s, index, p).await
+}
+
+pub async fn validate_query(
+    State(s): State<Shared>,
+    Path(index): Path<String>,
+    Query(p): Query<Params>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body_bytes(body)?;
+    let body = json_body(&b)?;
+    let indexes = resolve(&s, &index, &p)?;
+    let n = indexes.len();
+    let explain = param_bool(&p, "explain", false)?;
+    let check = query_of(&body, &p).and_then(|q| {
+        for h in &indexes {
+            let m = h.mapping();
+            let (_, fields) = cairn_store::schema::build_schema();
+            let c = cairn_search::compile::Compiler {
+                mapping: &m,
+                fields: &fields,
+                now_millis: now_millis(),
+            };
+            c.compile(&q).map_err(ApiError)?;
+        }
+        Ok(q)
+    });
+    match check {
+        Ok(q) => {
+            let mut v = json!({"_shards": shards(n), "valid": true});
+            if explain {
+                v["explanations"] = json!(indexes
+                    .iter()
+                    .map(
+                        |h| json!({"index": h.name, "valid": true, "explanation": format!("{q:?}")})
+                    )
+                    .collect::<Vec<_>>());
+            }
+            ok(v)
+        }
+        Err(ApiError(e)) => {
+            let mut v = json!({"_shards": shards(n), "valid": false});
+            if explain {
+                v["error"] = json!(format!("{}: {}", e.kind, e.reason));
+            }
+            ok(v)
+        }
+    }
 }

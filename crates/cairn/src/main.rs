@@ -200,6 +200,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             config: server,
             cluster_uuid,
             started: std::time::Instant::now(),
+            contexts: Default::default(),
         });
         cairn_server::spawn_background(state.clone());
         let app = cairn_server::router(state);
