@@ -15,6 +15,8 @@ use cairn_store::partition::Granularity;
 use cairn_store::{Store, StoreConfig};
 use clap::{Args, Parser, Subcommand};
 
+mod query;
+
 #[derive(Parser)]
 #[command(
     name = "cairn",
@@ -30,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run the server (Elasticsearch-compatible API, metrics).
     Serve(ServeArgs),
+    /// Search from the terminal (KQL by default, or Lucene), table or JSON lines out.
+    Query(query::QueryArgs),
 }
 
 #[derive(Args, Debug)]
@@ -234,9 +238,18 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Query(args) => query::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Errors are for people: the chain of causes, no backtrace.
+            eprintln!("cairn: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
