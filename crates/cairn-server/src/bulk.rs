@@ -136,6 +136,7 @@ pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteR
                 index,
                 id: Some(id),
                 source: None,
+                raw: None,
             });
             continue;
         }
@@ -188,6 +189,7 @@ pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteR
                                 source: Some(Err(EsError::illegal_argument(
                                     "scripted updates are not supported by cairn",
                                 ))),
+                                raw: None,
                             });
                             continue;
                         }
@@ -200,6 +202,7 @@ pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteR
                             index,
                             id: Some(id),
                             source: None,
+                            raw: None,
                         });
                     }
                     Err(e) => out.push(WriteRequest {
@@ -211,6 +214,7 @@ pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteR
                         index,
                         id: Some(id),
                         source: Some(Err(e)),
+                        raw: None,
                     }),
                 }
             }
@@ -225,6 +229,7 @@ pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteR
                     },
                     index,
                     id,
+                    raw: parsed.is_ok().then(|| doc_line.to_vec()),
                     source: Some(parsed),
                 });
             }

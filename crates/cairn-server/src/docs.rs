@@ -72,6 +72,7 @@ pub async fn index_auto_id(
             index,
             id: None,
             source: Some(Ok(src)),
+            raw: Some(b.to_vec()),
         },
         &p,
     )
@@ -94,6 +95,7 @@ pub async fn index_with_id(
             index,
             id: Some(id),
             source: Some(Ok(src)),
+            raw: Some(b.to_vec()),
         },
         &p,
     )
@@ -115,6 +117,7 @@ pub async fn create_with_id(
             index,
             id: Some(id),
             source: Some(Ok(src)),
+            raw: Some(b.to_vec()),
         },
         &p,
     )
@@ -149,6 +152,7 @@ pub async fn update_doc(
             index,
             id: Some(id),
             source: None,
+            raw: None,
         },
         &p,
     )
@@ -168,6 +172,7 @@ pub async fn delete_doc(
         index: concrete,
         id: Some(id),
         source: None,
+        raw: None,
     };
     let mut items = tokio::task::spawn_blocking(move || {
         tokio::runtime::Handle::current().block_on(store.bulk(vec![req], refresh))

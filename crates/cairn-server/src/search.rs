@@ -671,6 +671,7 @@ pub async fn delete_by_query(
             index,
             id: Some(id),
             source: None,
+            raw: None,
         })
         .collect();
     let refresh = if param_bool(&p, "refresh", false)? {

@@ -148,7 +148,7 @@ impl Indexer {
                 let bytes = source.len() as u64;
                 let doc = match doc {
                     Some(d) => d,
-                    None => match handle.rebuild_document(&id, &source, ts) {
+                    None => match handle.rebuild_document(&id, &source[..], ts) {
                         Some(d) => d,
                         None => {
                             tracing::warn!(index = %handle.name, id = %id, "replayed document no longer fits its mapping; skipped");

@@ -367,6 +367,9 @@ pub struct WriteRequest {
     pub id: Option<String>,
     /// The document (index/create), or the error parsing it.
     pub source: Option<Result<Map<String, Value>, EsError>>,
+    /// The document's bytes as sent, stored as `_source` when the store does not
+    /// change the document (saves serializing it again).
+    pub raw: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -1108,7 +1111,13 @@ impl Store {
                 )))));
                 continue;
             }
-            let source = match serde_json::to_vec(&doc_map) {
+            let unchanged =
+                ts_leaf.is_some() && matches!(r.kind, WriteKind::Index | WriteKind::Create);
+            let source = match r.raw.as_ref().filter(|_| unchanged) {
+                Some(raw) => Ok(raw.clone()),
+                None => serde_json::to_vec(&doc_map),
+            };
+            let source = match source {
                 Ok(s) => s,
                 Err(e) => {
                     out.push((slot, fail(EsError::document_parsing(e.to_string()))));
@@ -1143,7 +1152,7 @@ impl Store {
                     partition: key,
                     ts,
                     id: id.clone(),
-                    source: src.as_ref().clone(),
+                    source: src.clone(),
                     delete_from,
                 },
                 doc: Some(tdoc),

@@ -40,7 +40,8 @@ pub enum WalOp {
         partition: i64,
         ts: i64,
         id: String,
-        source: Vec<u8>,
+        /// Shared with the not-yet-refreshed set, so a document is not copied again.
+        source: std::sync::Arc<Vec<u8>>,
         /// Partitions that hold an older copy of this `_id`, to delete it from.
         delete_from: Vec<i64>,
     },
@@ -84,7 +85,7 @@ impl WalOp {
                 put_str(out, id);
                 put_keys(out, delete_from);
                 out.extend_from_slice(&(source.len() as u32).to_le_bytes());
-                out.extend_from_slice(source);
+                out.extend_from_slice(&source[..]);
             }
             WalOp::Delete {
                 index,
@@ -115,7 +116,7 @@ impl WalOp {
                 let id = r.str()?;
                 let delete_from = r.keys()?;
                 let n = r.u32()? as usize;
-                let source = r.bytes(n)?.to_vec();
+                let source = std::sync::Arc::new(r.bytes(n)?.to_vec());
                 WalOp::Index {
                     index,
                     partition,
@@ -664,7 +665,7 @@ mod tests {
             partition: 0,
             ts: i as i64,
             id: format!("id{i}"),
-            source: format!("{{\"n\":{i}}}").into_bytes(),
+            source: Arc::new(format!("{{\"n\":{i}}}").into_bytes()),
             delete_from: vec![],
         }
     }

@@ -14,6 +14,7 @@ fn req(kind: WriteKind, id: Option<&str>, v: Value) -> WriteRequest {
         index: "logs".into(),
         id: id.map(String::from),
         source: doc(v),
+        raw: None,
     }
 }
 
