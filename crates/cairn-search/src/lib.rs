@@ -10,6 +10,7 @@
 // returning it by value is simpler than boxing it everywhere.
 #![allow(clippy::result_large_err)]
 
+pub mod aggs;
 pub mod compile;
 pub mod sort;
 
@@ -292,7 +293,7 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
     // first for ascending ones, so early termination can kick in.
     match time_sort {
         Some(false) => planned.sort_by_key(|p| p.target.partition.key),
-        _ => planned.sort_by(|a, b| b.target.partition.end.cmp(&a.target.partition.end)),
+        _ => planned.sort_by_key(|p| std::cmp::Reverse(p.target.partition.end)),
     }
     let k = req.from + req.size;
     let mut cands: Vec<(Collected, usize)> = Vec::new();
@@ -443,4 +444,33 @@ pub fn matching_ids(
         }
     }
     Ok(out)
+}
+
+/// Runs the `aggs` of a search over a snapshot (on the query, not the post_filter).
+pub fn aggregate(
+    snap: &Snapshot,
+    query: &Query,
+    aggs: &Value,
+    now_millis: i64,
+) -> Result<Value, EsError> {
+    let parsed = aggs::parse(aggs)?;
+    let planned = plan(snap, query, None, now_millis)?;
+    let targets: Vec<aggs::AggTarget<'_>> = planned
+        .iter()
+        .map(|p| aggs::AggTarget {
+            index: &p.target.index,
+            mapping: &p.target.mapping,
+            fields: &p.target.partition.fields,
+            searcher: &p.target.searcher,
+            query: p.query.as_ref(),
+        })
+        .collect();
+    aggs::run(
+        &parsed,
+        &targets,
+        &aggs::AggContext {
+            now_millis,
+            max_buckets: aggs::DEFAULT_MAX_BUCKETS,
+        },
+    )
 }

@@ -90,7 +90,12 @@ pub(crate) fn resolve_field(
     }))
 }
 
-fn numeric_only(r: &Option<Resolved>, field: &str, agg: &str, mapping: &Mapping) -> Result<(), EsError> {
+fn numeric_only(
+    r: &Option<Resolved>,
+    field: &str,
+    agg: &str,
+    mapping: &Mapping,
+) -> Result<(), EsError> {
     if let Some(r) = r {
         if r.kind == ValKind::Str {
             let ty = mapping
@@ -168,7 +173,10 @@ pub(crate) fn json_to_key(v: &Value, kind: Option<ValKind>, now: i64) -> Key {
     match (v, kind) {
         (Value::Null, _) => Key::Null,
         (Value::Bool(b), _) => Key::Bool(*b),
-        (Value::Number(n), Some(ValKind::Int)) => Key::Int(n.as_i64().unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64)),
+        (Value::Number(n), Some(ValKind::Int)) => Key::Int(
+            n.as_i64()
+                .unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
+        ),
         (Value::Number(n), Some(ValKind::Date)) => Key::Date(n.as_i64().unwrap_or(0)),
         (Value::Number(n), _) => match n.as_i64() {
             Some(i) if kind.is_none() => Key::Int(i),
@@ -220,12 +228,18 @@ pub(crate) struct Prep {
     subs: Vec<Prep>,
 }
 
-fn bound_ms(v: &Option<Value>, d: &super::parse::DateHistSpec, now: i64) -> Result<Option<f64>, EsError> {
+fn bound_ms(
+    v: &Option<Value>,
+    d: &super::parse::DateHistSpec,
+    now: i64,
+) -> Result<Option<f64>, EsError> {
     match v {
         None => Ok(None),
-        Some(v) => cairn_query::datemath::resolve_value(v, now, false, d.format.as_deref(), &d.time_zone)
-            .map(|m| Some(m as f64))
-            .map_err(|e| EsError::new(e.status(), e.type_name(), e.reason.clone())),
+        Some(v) => {
+            cairn_query::datemath::resolve_value(v, now, false, d.format.as_deref(), &d.time_zone)
+                .map(|m| Some(m as f64))
+                .map_err(|e| EsError::new(e.status(), e.type_name(), e.reason.clone()))
+        }
     }
 }
 
@@ -271,7 +285,10 @@ fn prepare(nodes: &[AggNode], t: &AggTarget<'_>, ctx: &AggContext) -> Result<Vec
                     offset: d.offset,
                 });
                 if let Some(h) = &d.hard_bounds {
-                    p.hard = Some((bound_ms(&h.min, d, ctx.now_millis)?, bound_ms(&h.max, d, ctx.now_millis)?));
+                    p.hard = Some((
+                        bound_ms(&h.min, d, ctx.now_millis)?,
+                        bound_ms(&h.max, d, ctx.now_millis)?,
+                    ));
                 }
             }
             Kind::Histogram(h) => {
@@ -371,7 +388,10 @@ impl Source {
         let mut cols = Vec::new();
         match &r.path {
             None => {
-                if let Some(c) = ff.column_opt::<tantivy::DateTime>("@ts").map_err(tantivy_err)? {
+                if let Some(c) = ff
+                    .column_opt::<tantivy::DateTime>("@ts")
+                    .map_err(tantivy_err)?
+                {
                     cols.push(DynamicColumn::DateTime(c));
                 }
             }
@@ -385,7 +405,9 @@ impl Source {
                         (&c, r.kind),
                         (DynamicColumn::Str(_), ValKind::Str)
                             | (
-                                DynamicColumn::I64(_) | DynamicColumn::U64(_) | DynamicColumn::F64(_),
+                                DynamicColumn::I64(_)
+                                    | DynamicColumn::U64(_)
+                                    | DynamicColumn::F64(_),
                                 ValKind::Int | ValKind::Float
                             )
                             | (DynamicColumn::Bool(_), ValKind::Bool)
@@ -405,12 +427,17 @@ impl Source {
         for c in &self.cols {
             match c {
                 DynamicColumn::Str(s) => out.extend(s.term_ords(doc).map(Key::Ord)),
-                DynamicColumn::I64(c) => out.extend(c.values_for_doc(doc).map(|v| self.num_key(v as f64, Some(v)))),
+                DynamicColumn::I64(c) => out.extend(
+                    c.values_for_doc(doc)
+                        .map(|v| self.num_key(v as f64, Some(v))),
+                ),
                 DynamicColumn::U64(c) => out.extend(
                     c.values_for_doc(doc)
                         .map(|v| self.num_key(v as f64, i64::try_from(v).ok())),
                 ),
-                DynamicColumn::F64(c) => out.extend(c.values_for_doc(doc).map(|v| self.num_key(v, None))),
+                DynamicColumn::F64(c) => {
+                    out.extend(c.values_for_doc(doc).map(|v| self.num_key(v, None)))
+                }
                 DynamicColumn::Bool(c) => out.extend(c.values_for_doc(doc).map(Key::Bool)),
                 DynamicColumn::DateTime(c) => out.extend(
                     c.values_for_doc(doc)
@@ -519,7 +546,12 @@ fn matches(s: &mut dyn Scorer, doc: DocId) -> bool {
     s.doc() == doc
 }
 
-fn collect_bucket(subs: &mut [Seg<'_>], b: &mut Bucket, doc: DocId, ctx: &AggContext) -> Result<(), EsError> {
+fn collect_bucket(
+    subs: &mut [Seg<'_>],
+    b: &mut Bucket,
+    doc: DocId,
+    ctx: &AggContext,
+) -> Result<(), EsError> {
     b.doc_count += 1;
     for (s, p) in subs.iter_mut().zip(b.subs.iter_mut()) {
         collect(s, p, doc, ctx)?;
@@ -531,7 +563,12 @@ fn too_many(limit: usize, _n: usize) -> EsError {
     super::too_many_buckets(limit)
 }
 
-fn collect(seg: &mut Seg<'_>, part: &mut Partial, doc: DocId, ctx: &AggContext) -> Result<(), EsError> {
+fn collect(
+    seg: &mut Seg<'_>,
+    part: &mut Partial,
+    doc: DocId,
+    ctx: &AggContext,
+) -> Result<(), EsError> {
     let Seg {
         node,
         prep,
@@ -559,7 +596,10 @@ fn collect(seg: &mut Seg<'_>, part: &mut Partial, doc: DocId, ctx: &AggContext) 
             for k in kbuf.iter() {
                 let b = match tp.buckets.get_mut(k) {
                     Some(b) => b,
-                    None => tp.buckets.entry(k.clone()).or_insert_with(|| Bucket::new(&node.subs)),
+                    None => tp
+                        .buckets
+                        .entry(k.clone())
+                        .or_insert_with(|| Bucket::new(&node.subs)),
                 };
                 collect_bucket(subs, b, doc, ctx)?;
             }
@@ -610,9 +650,9 @@ fn collect(seg: &mut Seg<'_>, part: &mut Partial, doc: DocId, ctx: &AggContext) 
                 }
             }
             for (i, r) in prep.ranges.iter().enumerate() {
-                let hit = nbuf.iter().any(|&v| {
-                    r.from.is_none_or(|f| v >= f) && r.to.is_none_or(|t| v < t)
-                });
+                let hit = nbuf
+                    .iter()
+                    .any(|&v| r.from.is_none_or(|f| v >= f) && r.to.is_none_or(|t| v < t));
                 if hit {
                     if let Some(b) = bs.get_mut(i) {
                         collect_bucket(subs, b, doc, ctx)?;
@@ -690,7 +730,11 @@ fn collect(seg: &mut Seg<'_>, part: &mut Partial, doc: DocId, ctx: &AggContext) 
                         return Ok(());
                     }
                 }
-                per_source.push(keys.into_iter().map(|key| OKey { key, desc: s.desc }).collect());
+                per_source.push(
+                    keys.into_iter()
+                        .map(|key| OKey { key, desc: s.desc })
+                        .collect(),
+                );
             }
             // Cartesian product of the sources' values.
             let mut combos: Vec<Vec<OKey>> = vec![Vec::new()];

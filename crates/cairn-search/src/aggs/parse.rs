@@ -104,7 +104,7 @@ impl std::fmt::Debug for IncExc {
 impl IncExc {
     pub fn matches(&self, s: &str) -> bool {
         match self {
-            IncExc::Regex(r) => r.is_match(s),
+            IncExc::Regex(r) => r(s),
             IncExc::Exact(v) => v.iter().any(|x| x == s),
         }
     }
@@ -505,11 +505,7 @@ fn parse_order(agg: &str, v: &Value) -> Result<Vec<Order>, EsError> {
             let asc = match dir.as_str().map(str::to_ascii_lowercase).as_deref() {
                 Some("asc") => true,
                 Some("desc") => false,
-                _ => {
-                    return Err(EsError::parsing(format!(
-                        "Unknown order direction [{dir}]"
-                    )))
-                }
+                _ => return Err(EsError::parsing(format!("Unknown order direction [{dir}]"))),
             };
             let key = match k.as_str() {
                 "_count" => OrderKey::Count,
@@ -544,9 +540,9 @@ fn parse_inc_exc(agg: &str, v: &Value) -> Result<IncExc, EsError> {
                 })
                 .collect(),
         )),
-        Value::Object(o) if o.contains_key("partition") => Err(EsError::illegal_argument(
-            format!("[{agg}] include partitions are not supported by cairn yet"),
-        )),
+        Value::Object(o) if o.contains_key("partition") => Err(EsError::illegal_argument(format!(
+            "[{agg}] include partitions are not supported by cairn yet"
+        ))),
         other => Err(xcontent(format!(
             "[{agg}] include/exclude doesn't support values of type: {}",
             token_name(other)
@@ -571,17 +567,17 @@ fn parse_bounds(agg: &str, v: Option<&Value>, key: &str) -> Result<Option<Bounds
     }
 }
 
-fn num_bounds(
-    agg: &str,
-    b: Option<Bounds>,
-) -> Result<Option<(Option<f64>, Option<f64>)>, EsError> {
+type NumBounds = Option<(Option<f64>, Option<f64>)>;
+
+fn num_bounds(agg: &str, b: Option<Bounds>) -> Result<NumBounds, EsError> {
     let conv = |v: Option<Value>| -> Result<Option<f64>, EsError> {
         match v {
             None => Ok(None),
             Some(Value::Number(n)) => Ok(n.as_f64()),
-            Some(Value::String(s)) => s.parse::<f64>().map(Some).map_err(|_| {
-                xcontent(format!("[{agg}] failed to parse bounds value [{s}]"))
-            }),
+            Some(Value::String(s)) => s
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| xcontent(format!("[{agg}] failed to parse bounds value [{s}]"))),
             Some(other) => Err(xcontent(format!(
                 "[{agg}] bounds doesn't support values of type: {}",
                 token_name(&other)
@@ -821,11 +817,9 @@ fn parse_kind(name: &str, ty: &str, body: &Value) -> Result<Kind, EsError> {
             let fixed = get_str(ty, o, "fixed_interval")?;
             let cal = get_str(ty, o, "calendar_interval")?;
             let interval = match (fixed, cal) {
-                (Some(_), Some(_)) => {
-                    return Err(EsError::illegal_argument(
-                        "Cannot use [fixed_interval] with [calendar_interval] configuration option.",
-                    ))
-                }
+                (Some(_), Some(_)) => return Err(EsError::illegal_argument(
+                    "Cannot use [fixed_interval] with [calendar_interval] configuration option.",
+                )),
                 (Some(f), None) => Interval::parse_fixed(&f)?,
                 (None, Some(c)) => Interval::parse_calendar(&c)?,
                 (None, None) => {
@@ -898,7 +892,10 @@ fn parse_kind(name: &str, ty: &str, body: &Value) -> Result<Kind, EsError> {
                     ty,
                     parse_bounds(ty, o.get("extended_bounds"), "extended_bounds")?,
                 )?,
-                hard_bounds: num_bounds(ty, parse_bounds(ty, o.get("hard_bounds"), "hard_bounds")?)?,
+                hard_bounds: num_bounds(
+                    ty,
+                    parse_bounds(ty, o.get("hard_bounds"), "hard_bounds")?,
+                )?,
                 keyed: get_bool(ty, o, "keyed")?.unwrap_or(false),
                 order,
                 missing: get_f64(ty, o, "missing")?,
@@ -911,7 +908,9 @@ fn parse_kind(name: &str, ty: &str, body: &Value) -> Result<Kind, EsError> {
             }
             check_keys(ty, o, &allowed)?;
             let ranges_v = o.get("ranges").and_then(Value::as_array).ok_or_else(|| {
-                EsError::illegal_argument(format!("No [ranges] specified for the [{name}] aggregation"))
+                EsError::illegal_argument(format!(
+                    "No [ranges] specified for the [{name}] aggregation"
+                ))
             })?;
             if ranges_v.is_empty() {
                 return Err(EsError::illegal_argument(format!(
@@ -943,7 +942,11 @@ fn parse_kind(name: &str, ty: &str, body: &Value) -> Result<Kind, EsError> {
             }
         }
         "filters" => {
-            check_keys(ty, o, &["filters", "other_bucket", "other_bucket_key", "keyed"])?;
+            check_keys(
+                ty,
+                o,
+                &["filters", "other_bucket", "other_bucket_key", "keyed"],
+            )?;
             let mut filters = Vec::new();
             let named;
             match o.get("filters") {
@@ -1009,7 +1012,13 @@ fn parse_kind(name: &str, ty: &str, body: &Value) -> Result<Kind, EsError> {
                     )));
                 };
                 let sb = obj(stype, sbody)?;
-                let common = ["field", "order", "missing_bucket", "missing_order", "format"];
+                let common = [
+                    "field",
+                    "order",
+                    "missing_bucket",
+                    "missing_order",
+                    "format",
+                ];
                 let kind = match stype.as_str() {
                     "terms" => {
                         check_keys(stype, sb, &common)?;
@@ -1076,7 +1085,8 @@ fn parse_kind(name: &str, ty: &str, body: &Value) -> Result<Kind, EsError> {
             let after = match o.get("after") {
                 None | Some(Value::Null) => None,
                 Some(Value::Object(a)) => {
-                    if a.len() != sources.len() || sources.iter().any(|s| !a.contains_key(&s.name)) {
+                    if a.len() != sources.len() || sources.iter().any(|s| !a.contains_key(&s.name))
+                    {
                         return Err(EsError::illegal_argument(
                             "[after] has 0 value(s) but [sources] has ".to_string()
                                 + &sources.len().to_string(),
@@ -1130,7 +1140,13 @@ fn parse_kind(name: &str, ty: &str, body: &Value) -> Result<Kind, EsError> {
             check_keys(
                 ty,
                 o,
-                &["field", "precision_threshold", "missing", "execution_hint", "rehash"],
+                &[
+                    "field",
+                    "precision_threshold",
+                    "missing",
+                    "execution_hint",
+                    "rehash",
+                ],
             )?;
             let pt = get_i64(ty, o, "precision_threshold")?.unwrap_or(3000);
             if pt < 0 {
@@ -1229,17 +1245,25 @@ fn parse_kind(name: &str, ty: &str, body: &Value) -> Result<Kind, EsError> {
                     excludes: vec![],
                 },
                 Some(Value::Array(a)) => SourceFilter::Filter {
-                    includes: a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                    includes: a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect(),
                     excludes: vec![],
                 },
                 Some(Value::Object(so)) => {
-                    check_keys("_source", so, &["includes", "excludes", "include", "exclude"])?;
+                    check_keys(
+                        "_source",
+                        so,
+                        &["includes", "excludes", "include", "exclude"],
+                    )?;
                     let list = |k1: &str, k2: &str| -> Vec<String> {
                         match so.get(k1).or_else(|| so.get(k2)) {
                             Some(Value::String(s)) => vec![s.clone()],
-                            Some(Value::Array(a)) => {
-                                a.iter().filter_map(|x| x.as_str().map(String::from)).collect()
-                            }
+                            Some(Value::Array(a)) => a
+                                .iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect(),
                             _ => vec![],
                         }
                     };

@@ -218,12 +218,16 @@ impl Partial {
                 error: 0,
             }),
             Kind::DateHistogram(_) | Kind::Histogram(_) => Partial::Hist(BTreeMap::new()),
-            Kind::Range(r) | Kind::DateRange(r) => {
-                Partial::Ranges((0..r.ranges.len()).map(|_| Bucket::new(&node.subs)).collect())
-            }
+            Kind::Range(r) | Kind::DateRange(r) => Partial::Ranges(
+                (0..r.ranges.len())
+                    .map(|_| Bucket::new(&node.subs))
+                    .collect(),
+            ),
             Kind::Filter(_) => Partial::Single(Box::new(Bucket::new(&node.subs))),
             Kind::Filters(f) => Partial::Filters(
-                (0..f.filters.len()).map(|_| Bucket::new(&node.subs)).collect(),
+                (0..f.filters.len())
+                    .map(|_| Bucket::new(&node.subs))
+                    .collect(),
                 Box::new(Bucket::new(&node.subs)),
             ),
             Kind::Composite(_) => Partial::Composite(BTreeMap::new()),
@@ -378,8 +382,14 @@ pub(crate) fn cmp_buckets(
                 let Some(i) = subs.iter().position(|s| &s.name == name) else {
                     continue;
                 };
-                let va = a.1.subs.get(i).map(|p| sub_value(&subs[i], p, metric.as_deref()));
-                let vb = b.1.subs.get(i).map(|p| sub_value(&subs[i], p, metric.as_deref()));
+                let va =
+                    a.1.subs
+                        .get(i)
+                        .map(|p| sub_value(&subs[i], p, metric.as_deref()));
+                let vb =
+                    b.1.subs
+                        .get(i)
+                        .map(|p| sub_value(&subs[i], p, metric.as_deref()));
                 let (va, vb) = (va.unwrap_or(f64::NAN), vb.unwrap_or(f64::NAN));
                 // Missing values (NaN) sort last whatever the direction, like ES.
                 match (va.is_nan(), vb.is_nan()) {
@@ -426,7 +436,9 @@ pub(crate) fn finalize_shard(nodes: &[AggNode], parts: &mut [Partial], single: b
                 };
                 if tp.buckets.len() > shard_size {
                     let mut all: Vec<(Key, Bucket)> = tp.buckets.drain().collect();
-                    all.sort_by(|a, b| cmp_buckets(&t.order, &node.subs, (&a.0, &a.1), (&b.0, &b.1)));
+                    all.sort_by(|a, b| {
+                        cmp_buckets(&t.order, &node.subs, (&a.0, &a.1), (&b.0, &b.1))
+                    });
                     let rest = all.split_off(shard_size);
                     tp.other += rest.iter().map(|(_, b)| b.doc_count).sum::<u64>();
                     let last = all.last().map(|(_, b)| b.doc_count).unwrap_or(0);
@@ -436,7 +448,11 @@ pub(crate) fn finalize_shard(nodes: &[AggNode], parts: &mut [Partial], single: b
                         Some((OrderKey::Key, _)) => 0,
                         _ => -1,
                     };
-                    tp.error = if tp.error < 0 || err < 0 { -1 } else { tp.error + err };
+                    tp.error = if tp.error < 0 || err < 0 {
+                        -1
+                    } else {
+                        tp.error + err
+                    };
                     tp.buckets = all.into_iter().collect();
                 }
                 for b in tp.buckets.values_mut() {
