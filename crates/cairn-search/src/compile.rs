@@ -10,10 +10,10 @@ use cairn_store::schema::{json_path, Fields};
 use serde_json::Value;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery,
-    ExistsQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query as TQuery,
-    RangeQuery, TermQuery, TermSetQuery,
+    ExistsQuery, FuzzyTermQuery, InvertedIndexRangeQuery, Occur, PhrasePrefixQuery, PhraseQuery,
+    Query as TQuery, RangeQuery, TermQuery, TermSetQuery,
 };
-use tantivy::schema::IndexRecordOption;
+use tantivy::schema::{IndexRecordOption, Type};
 use tantivy::{DateTime, Term};
 
 /// Where a field's values live in the partition schema.
@@ -105,6 +105,26 @@ impl Compiler<'_> {
 
     fn kw_term(&self, path: &str) -> Term {
         Term::from_field_json_path(self.fields.kw, &json_path(path), false)
+    }
+
+    /// A term-dictionary range over one JSON path and value type. Unbounded sides stop
+    /// at the edges of that (path, type), so a range never leaks into other fields.
+    /// (tantivy's fast-field range cannot address a JSON key that contains dots.)
+    fn kw_range(&self, path: &str, ty: Type, lo: Bound<Term>, hi: Bound<Term>) -> Box<dyn TQuery> {
+        let edge = |code: u8| {
+            let mut t = self.kw_term(path);
+            t.append_bytes(&[code]);
+            t
+        };
+        let lo = match lo {
+            Bound::Unbounded => Bound::Included(edge(ty.to_code())),
+            b => b,
+        };
+        let hi = match hi {
+            Bound::Unbounded => Bound::Excluded(edge(ty.to_code().saturating_add(1))),
+            b => b,
+        };
+        Box::new(InvertedIndexRangeQuery::new(lo, hi))
     }
 
     fn text_term(&self, path: &str, token: &str) -> Term {
@@ -210,8 +230,16 @@ impl Compiler<'_> {
                 field,
                 value,
                 boost,
-                ..
-            } => boosted(self.term_query(field, std::slice::from_ref(value))?, boost),
+                case_insensitive,
+            } => {
+                if *case_insensitive {
+                    if let Some(v) = value.as_str() {
+                        let body = regex_escape(v);
+                        return Ok(boosted(self.pattern_query(field, &body, true)?, boost));
+                    }
+                }
+                boosted(self.term_query(field, std::slice::from_ref(value))?, boost)
+            }
             Query::Terms {
                 field,
                 values,
@@ -233,6 +261,25 @@ impl Compiler<'_> {
                         | Target::Exact(_, FieldType::Date)
                         | Target::Exact(_, FieldType::DateNanos) => {
                             let (lo, hi) = self.date_bounds(q)?;
+                            // Dates other than @timestamp are searched through the
+                            // inverted index, which keeps them at second precision:
+                            // widen the bounds to whole seconds.
+                            let (lo, hi) = if matches!(t, Target::Timestamp) {
+                                (lo, hi)
+                            } else {
+                                let floor = |ms: i64| ms.div_euclid(1000) * 1000;
+                                let lo = match lo {
+                                    Bound::Included(ms) => Bound::Included(floor(ms)),
+                                    Bound::Excluded(ms) => Bound::Included(floor(ms + 1)),
+                                    b => b,
+                                };
+                                let hi = match hi {
+                                    Bound::Included(ms) => Bound::Excluded(floor(ms) + 999),
+                                    Bound::Excluded(ms) => Bound::Excluded(floor(ms - 1) + 999),
+                                    b => b,
+                                };
+                                (lo, hi)
+                            };
                             let to_term = |ms: i64| -> Term {
                                 let dt = DateTime::from_timestamp_millis(ms);
                                 match &t {
@@ -257,7 +304,12 @@ impl Compiler<'_> {
                                 Bound::Excluded(ms) => Bound::Included(to_term(ms + 1)),
                                 Bound::Unbounded => Bound::Unbounded,
                             };
-                            parts.push(Box::new(RangeQuery::new(lo, hi)));
+                            match &t {
+                                Target::Exact(p, _) => {
+                                    parts.push(self.kw_range(p, Type::Date, lo, hi))
+                                }
+                                _ => parts.push(Box::new(RangeQuery::new(lo, hi))),
+                            }
                         }
                         Target::Exact(p, ty) if ty.is_numeric() => {
                             let conv = |v: &Option<Value>| -> Result<Option<f64>, EsError> {
@@ -278,30 +330,47 @@ impl Compiler<'_> {
                                     ))),
                                 }
                             };
-                            let mk = |f: f64| -> Term {
-                                let mut term = self.kw_term(&p);
-                                if ty.storage() == StorageClass::Integer
-                                    || (f.fract() == 0.0 && f.abs() < 9.0e18)
-                                {
-                                    term.append_type_and_fast_value::<i64>(f as i64);
-                                } else {
-                                    term.append_type_and_fast_value::<f64>(f);
+                            let (gt, gte, lt, lte) = (conv(gt)?, conv(gte)?, conv(lt)?, conv(lte)?);
+                            // Integral values are i64 terms, others f64 terms: cover both.
+                            let int_lo = match (gt, gte) {
+                                (Some(v), _) => Some((v.floor() as i64).saturating_add(1)),
+                                (None, Some(v)) => Some(v.ceil() as i64),
+                                _ => None,
+                            };
+                            let int_hi = match (lt, lte) {
+                                (Some(v), _) => Some((v.ceil() as i64).saturating_sub(1)),
+                                (None, Some(v)) => Some(v.floor() as i64),
+                                _ => None,
+                            };
+                            let mk_i = |v: Option<i64>| match v {
+                                Some(v) => {
+                                    let mut term = self.kw_term(&p);
+                                    term.append_type_and_fast_value::<i64>(v);
+                                    Bound::Included(term)
                                 }
-                                term
+                                None => Bound::Unbounded,
                             };
-                            let lo = match (conv(gt)?, conv(gte)?) {
-                                (Some(v), _) => Bound::Excluded(mk(v)),
-                                (None, Some(v)) => Bound::Included(mk(v)),
-                                _ => Bound::Unbounded,
-                            };
-                            let hi = match (conv(lt)?, conv(lte)?) {
-                                (Some(v), _) => Bound::Excluded(mk(v)),
-                                (None, Some(v)) => Bound::Included(mk(v)),
-                                _ => Bound::Unbounded,
-                            };
-                            parts.push(Box::new(RangeQuery::new(lo, hi)));
+                            parts.push(self.kw_range(&p, Type::I64, mk_i(int_lo), mk_i(int_hi)));
+                            if ty.storage() == StorageClass::Float {
+                                let mk_f = |v: f64| {
+                                    let mut term = self.kw_term(&p);
+                                    term.append_type_and_fast_value::<f64>(v);
+                                    term
+                                };
+                                let lo = match (gt, gte) {
+                                    (Some(v), _) => Bound::Excluded(mk_f(v)),
+                                    (None, Some(v)) => Bound::Included(mk_f(v)),
+                                    _ => Bound::Unbounded,
+                                };
+                                let hi = match (lt, lte) {
+                                    (Some(v), _) => Bound::Excluded(mk_f(v)),
+                                    (None, Some(v)) => Bound::Included(mk_f(v)),
+                                    _ => Bound::Unbounded,
+                                };
+                                parts.push(self.kw_range(&p, Type::F64, lo, hi));
+                            }
                         }
-                        Target::Exact(p, _) => {
+                        Target::Exact(p, ty) if ty.storage() == StorageClass::Keyword => {
                             let s = |v: &Option<Value>| {
                                 v.as_ref().map(|v| {
                                     v.as_str()
@@ -324,7 +393,7 @@ impl Compiler<'_> {
                                 (None, Some(v)) => Bound::Included(mk(v)),
                                 _ => Bound::Unbounded,
                             };
-                            parts.push(Box::new(RangeQuery::new(lo, hi)));
+                            parts.push(self.kw_range(&p, Type::Str, lo, hi));
                         }
                         _ => {}
                     }
@@ -354,15 +423,37 @@ impl Compiler<'_> {
                 query,
                 operator,
                 boost,
+                minimum_should_match,
+                fuzziness,
+                zero_terms_query,
                 ..
-            } => boosted(self.match_query(field, query, *operator)?, boost),
+            } => {
+                if analyze(query).is_empty()
+                    && *zero_terms_query == cairn_query::ZeroTermsQuery::All
+                {
+                    return Ok(boosted(Box::new(AllQuery), boost));
+                }
+                let opts = MatchOpts {
+                    op: *operator,
+                    msm: minimum_should_match.as_ref(),
+                    fuzziness: fuzziness.as_ref(),
+                };
+                boosted(self.match_query(field, query, &opts)?, boost)
+            }
             Query::MultiMatch {
                 fields,
                 query,
                 operator,
                 boost,
+                kind,
+                minimum_should_match,
+                fuzziness,
+                slop,
+                zero_terms_query,
+                tie_breaker,
                 ..
             } => {
+                use cairn_query::MultiMatchType as M;
                 let mut parts = Vec::new();
                 let fields: Vec<(String, f32)> = if fields.is_empty() {
                     vec![("*".into(), 1.0)]
@@ -370,9 +461,53 @@ impl Compiler<'_> {
                     fields.clone()
                 };
                 for (f, b) in fields {
-                    parts.push(boosted(self.match_query(&f, query, *operator)?, &Some(b)));
+                    let per_field = match kind {
+                        M::Phrase => Query::MatchPhrase {
+                            field: f.clone(),
+                            query: query.clone(),
+                            slop: *slop,
+                            zero_terms_query: *zero_terms_query,
+                            boost: None,
+                        },
+                        M::PhrasePrefix => Query::MatchPhrasePrefix {
+                            field: f.clone(),
+                            query: query.clone(),
+                            slop: *slop,
+                            max_expansions: 50,
+                            boost: None,
+                        },
+                        M::BoolPrefix => Query::MatchBoolPrefix {
+                            field: f.clone(),
+                            query: query.clone(),
+                            operator: *operator,
+                            minimum_should_match: minimum_should_match.clone(),
+                            boost: None,
+                        },
+                        _ => Query::Match {
+                            field: f.clone(),
+                            query: query.clone(),
+                            operator: *operator,
+                            minimum_should_match: minimum_should_match.clone(),
+                            fuzziness: fuzziness.clone(),
+                            prefix_length: 0,
+                            max_expansions: 50,
+                            lenient: true,
+                            zero_terms_query: *zero_terms_query,
+                            boost: None,
+                        },
+                    };
+                    parts.push(boosted(self.compile(&per_field)?, &Some(b)));
                 }
-                boosted(Box::new(DisjunctionMaxQuery::new(parts)), boost)
+                let combined: Box<dyn TQuery> = match kind {
+                    M::MostFields | M::CrossFields => Box::new(BooleanQuery::new(
+                        parts.into_iter().map(|p| (Occur::Should, p)).collect(),
+                    )),
+                    _ => match tie_breaker {
+                        Some(t) => Box::new(DisjunctionMaxQuery::with_tie_breaker(parts, *t)),
+                        None => Box::new(DisjunctionMaxQuery::new(parts)),
+                    },
+                };
+                boosted(combined, boost)
             }
             Query::MatchPhrase {
                 field,
@@ -741,7 +876,7 @@ impl Compiler<'_> {
         &self,
         field: &str,
         text: &str,
-        op: Operator,
+        opts: &MatchOpts<'_>,
     ) -> Result<Box<dyn TQuery>, EsError> {
         let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
         for t in self.targets(field) {
@@ -751,30 +886,56 @@ impl Compiler<'_> {
                     if toks.is_empty() {
                         continue;
                     }
-                    let occur = if op == Operator::And {
-                        Occur::Must
-                    } else {
-                        Occur::Should
-                    };
-                    let subs: Vec<(Occur, Box<dyn TQuery>)> = toks
+                    let subs: Vec<Box<dyn TQuery>> = toks
                         .iter()
-                        .map(|tk| {
-                            (
-                                occur,
-                                Box::new(TermQuery::new(
+                        .map(|tk| -> Box<dyn TQuery> {
+                            match opts.fuzziness {
+                                Some(f) if f.edits_for(tk.chars().count()) > 0 => {
+                                    Box::new(FuzzyTermQuery::new(
+                                        self.text_term(p, tk),
+                                        f.edits_for(tk.chars().count()).min(2),
+                                        true,
+                                    ))
+                                }
+                                _ => Box::new(TermQuery::new(
                                     self.text_term(p, tk),
                                     IndexRecordOption::WithFreqs,
-                                )) as Box<dyn TQuery>,
-                            )
+                                )),
+                            }
                         })
                         .collect();
-                    parts.push(Box::new(BooleanQuery::new(subs)));
+                    let n = subs.len();
+                    let required = if opts.op == Operator::And {
+                        n
+                    } else {
+                        opts.msm.map(|m| m.resolve(n)).unwrap_or(1).clamp(1, n)
+                    };
+                    let clauses: Vec<(Occur, Box<dyn TQuery>)> =
+                        subs.into_iter().map(|q| (Occur::Should, q)).collect();
+                    if required <= 1 {
+                        parts.push(Box::new(BooleanQuery::new(clauses)));
+                    } else if required >= n {
+                        parts.push(Box::new(BooleanQuery::new(
+                            clauses.into_iter().map(|(_, q)| (Occur::Must, q)).collect(),
+                        )));
+                    } else {
+                        parts.push(Box::new(BooleanQuery::with_minimum_required_clauses(
+                            clauses, required,
+                        )));
+                    }
                 }
                 other => parts.extend(self.exact_on(other, &Value::String(text.to_string()))?),
             }
         }
         Ok(any_of(parts))
     }
+}
+
+/// Options of a `match` query that shape its boolean.
+pub struct MatchOpts<'a> {
+    pub op: Operator,
+    pub msm: Option<&'a cairn_query::MinimumShouldMatch>,
+    pub fuzziness: Option<&'a cairn_query::Fuzziness>,
 }
 
 fn compile_regex(pattern: &str) -> Result<tantivy_fst::Regex, EsError> {

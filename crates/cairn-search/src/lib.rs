@@ -159,6 +159,72 @@ fn time_bounds(q: &Query, now_millis: i64) -> (i64, i64) {
     }
 }
 
+/// Resolves clauses on the `_index` metadata field for one index: they become
+/// match_all or match_none before compilation.
+pub fn bind_index(q: &Query, index: &str) -> Query {
+    let yes = |b: bool| {
+        if b {
+            Query::match_all()
+        } else {
+            Query::MatchNone
+        }
+    };
+    let recur = |v: &[Query]| v.iter().map(|c| bind_index(c, index)).collect::<Vec<_>>();
+    match q {
+        Query::Term { field, value, .. } if field == "_index" => yes(value.as_str() == Some(index)),
+        Query::Terms { field, values, .. } if field == "_index" => {
+            yes(values.iter().any(|v| v.as_str() == Some(index)))
+        }
+        Query::Prefix { field, value, .. } if field == "_index" => {
+            yes(index.starts_with(value.as_str()))
+        }
+        Query::Wildcard { field, pattern, .. } if field == "_index" => {
+            yes(cairn_core::mapping::wildcard_match(pattern, index))
+        }
+        Query::Exists { field, .. } if field == "_index" => Query::match_all(),
+        Query::Bool {
+            must,
+            should,
+            must_not,
+            filter,
+            minimum_should_match,
+            boost,
+        } => Query::Bool {
+            must: recur(must),
+            should: recur(should),
+            must_not: recur(must_not),
+            filter: recur(filter),
+            minimum_should_match: minimum_should_match.clone(),
+            boost: *boost,
+        },
+        Query::ConstantScore { filter, boost } => Query::ConstantScore {
+            filter: Box::new(bind_index(filter, index)),
+            boost: *boost,
+        },
+        Query::DisMax {
+            queries,
+            tie_breaker,
+            boost,
+        } => Query::DisMax {
+            queries: recur(queries),
+            tie_breaker: *tie_breaker,
+            boost: *boost,
+        },
+        Query::Boosting {
+            positive,
+            negative,
+            negative_boost,
+            boost,
+        } => Query::Boosting {
+            positive: Box::new(bind_index(positive, index)),
+            negative: Box::new(bind_index(negative, index)),
+            negative_boost: *negative_boost,
+            boost: *boost,
+        },
+        other => other.clone(),
+    }
+}
+
 /// Compiled queries per target, skipping partitions outside the time range.
 struct Planned<'a> {
     target: &'a SnapTarget,
@@ -188,7 +254,7 @@ fn plan<'a>(
                     fields: &t.partition.fields,
                     now_millis,
                 };
-                let mut q = c.compile(query)?;
+                let mut q = c.compile(&bind_index(query, &t.index))?;
                 if let Some(pf) = post_filter {
                     q = Box::new(tantivy::query::BooleanQuery::new(vec![
                         (tantivy::query::Occur::Must, q),

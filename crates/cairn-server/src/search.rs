@@ -346,24 +346,42 @@ pub(crate) fn parse_search(body: &Option<Value>, p: &Params) -> Result<ParsedSea
         }
         None => None,
     };
+    if search_after.is_some() && from > 0 {
+        return Err(ApiError(EsError::action_request_validation(
+            "Validation Failed: 1: [from] parameter must be set to 0 when [search_after] is used;",
+        )));
+    }
     let min_score = body
         .as_ref()
         .and_then(|b| b.get("min_score"))
         .and_then(Value::as_f64)
         .map(|f| f as f32);
+    let list = |k: &str| {
+        p.get(k)
+            .map(|v| Value::Array(v.split(',').map(|s| Value::String(s.to_string())).collect()))
+    };
     let source_spec = body
         .as_ref()
         .and_then(|b| b.get("_source"))
         .cloned()
         .or_else(|| {
-            p.get("_source").map(|s| {
-                if s == "false" {
-                    Value::Bool(false)
-                } else {
-                    Value::String(s.clone())
-                }
+            p.get("_source").map(|s| match s.as_str() {
+                "false" => Value::Bool(false),
+                "true" => Value::Bool(true),
+                other => Value::Array(
+                    other
+                        .split(',')
+                        .map(|s| Value::String(s.to_string()))
+                        .collect(),
+                ),
             })
         });
+    let source_spec = match (list("_source_includes"), list("_source_excludes")) {
+        (None, None) => source_spec,
+        (inc, exc) => Some(
+            json!({"includes": inc.unwrap_or(json!([])), "excludes": exc.unwrap_or(json!([]))}),
+        ),
+    };
     let mut fields = Vec::new();
     for key in ["fields", "docvalue_fields"] {
         if let Some(Value::Array(a)) = body.as_ref().and_then(|b| b.get(key)) {

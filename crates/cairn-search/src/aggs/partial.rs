@@ -423,6 +423,9 @@ pub(crate) fn sort_hits(hits: &mut [Hit], sort_ts: Option<bool>) {
 /// to the coordinating node: terms keep their top `shard_size` buckets (the rest is
 /// counted in `sum_other_doc_count`, and the error bound is recorded), composite keeps
 /// `size` buckets, top_hits keeps `from + size` hits.
+/// Default number of terms buckets a partition keeps for the merge.
+pub(crate) const PARTITION_SHARD_SIZE: usize = 10_000;
+
 pub(crate) fn finalize_shard(nodes: &[AggNode], parts: &mut [Partial], single: bool) {
     for (node, p) in nodes.iter().zip(parts.iter_mut()) {
         match (&node.kind, p) {
@@ -430,8 +433,10 @@ pub(crate) fn finalize_shard(nodes: &[AggNode], parts: &mut [Partial], single: b
                 let shard_size = if single {
                     t.size
                 } else {
+                    // Partitions are a storage detail of one index, where users
+                    // expect exact counts: keep far more than a shard would.
                     t.shard_size
-                        .unwrap_or(t.size.saturating_mul(3) / 2 + 10)
+                        .unwrap_or((t.size.saturating_mul(3) / 2 + 10).max(PARTITION_SHARD_SIZE))
                         .max(t.size)
                 };
                 if tp.buckets.len() > shard_size {
