@@ -4,6 +4,8 @@
 //! `params.x`, string/number/boolean/`null` literals, `==` `!=` `<` `<=` `>` `>=`, `&&`
 //! `||` `!`, parentheses, `instanceof`, and the methods in [`METHODS`].
 
+use std::borrow::Cow;
+
 use cairn_core::error::EsError;
 use serde_json::{Map, Value};
 
@@ -146,7 +148,8 @@ fn tokenize(src: &str) -> Result<Vec<Tok>, String> {
         }
         if c.is_alphabetic() || c == '_' || c == '$' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
             {
                 i += 1;
             }
@@ -256,8 +259,8 @@ impl Parser {
                 Some(Tok::Ident(t)) => {
                     self.pos += 1;
                     let ok = [
-                        "String", "Number", "Integer", "Long", "Double", "Float", "Boolean",
-                        "Map", "List", "Object",
+                        "String", "Number", "Integer", "Long", "Double", "Float", "Boolean", "Map",
+                        "List", "Object",
                     ];
                     if !ok.contains(&t.as_str()) {
                         return Err(format!("unsupported type [{t}] for instanceof"));
@@ -381,7 +384,10 @@ impl Condition {
                 };
                 if let Some(Value::String(lang)) = m.get("lang") {
                     if lang != "painless" {
-                        return Err(compile_err(&src, &format!("script lang [{lang}] is not supported")));
+                        return Err(compile_err(
+                            &src,
+                            &format!("script lang [{lang}] is not supported"),
+                        ));
                     }
                 }
                 if m.contains_key("id") {
@@ -407,7 +413,10 @@ impl Condition {
         let mut p = Parser { toks, pos: 0 };
         let expr = p.or().map_err(|e| compile_err(&src, &e))?;
         if p.pos != p.toks.len() {
-            return Err(compile_err(&src, &format!("unexpected token at position {}", p.pos + 1)));
+            return Err(compile_err(
+                &src,
+                &format!("unexpected token at position {}", p.pos + 1),
+            ));
         }
         Ok(Condition {
             source: src,
@@ -422,8 +431,7 @@ impl Condition {
     }
 
     pub(crate) fn eval(&self, ctx: &Ctx<'_>) -> Result<bool, EsError> {
-        let root = ctx_value(ctx);
-        match self.eval_expr(&self.expr, &root)? {
+        match self.eval_expr(&self.expr, ctx)? {
             Value::Bool(b) => Ok(b),
             other => Err(runtime(
                 &self.source,
@@ -436,80 +444,147 @@ impl Condition {
         }
     }
 
-    fn eval_expr(&self, e: &Expr, root: &Value) -> Result<Value, EsError> {
+    /// `base.name` on an already evaluated base.
+    fn field<'v>(
+        &self,
+        b: Cow<'v, Value>,
+        name: &str,
+        safe: bool,
+    ) -> Result<Cow<'v, Value>, EsError> {
+        let src = &self.source;
+        match b {
+            Cow::Borrowed(Value::Object(m)) => {
+                Ok(m.get(name).map_or(Cow::Owned(Value::Null), Cow::Borrowed))
+            }
+            Cow::Owned(Value::Object(mut m)) => {
+                Ok(Cow::Owned(m.shift_remove(name).unwrap_or(Value::Null)))
+            }
+            b => match b.as_ref() {
+                Value::Null if safe => Ok(Cow::Owned(Value::Null)),
+                Value::Null => Err(runtime(
+                    src,
+                    "null_pointer_exception",
+                    format!("cannot access field [{name}] of null (use ?. for null-safe access)"),
+                )),
+                Value::Array(a) if name == "length" => Ok(Cow::Owned(Value::from(a.len()))),
+                other => Err(runtime(
+                    src,
+                    "illegal_argument_exception",
+                    format!(
+                        "cannot access field [{name}] of a value of type [{}]",
+                        java_type(other)
+                    ),
+                )),
+            },
+        }
+    }
+
+    /// `base[idx]` on an already evaluated base.
+    fn index<'v>(
+        &self,
+        b: Cow<'v, Value>,
+        i: &Value,
+        safe: bool,
+    ) -> Result<Cow<'v, Value>, EsError> {
+        let src = &self.source;
+        if b.is_null() && safe {
+            return Ok(Cow::Owned(Value::Null));
+        }
+        if let (Value::Object(_), Value::String(k)) = (b.as_ref(), i) {
+            return self.field(b, k, safe);
+        }
+        match (b.as_ref(), i) {
+            (Value::Array(a), Value::Number(n)) => match n.as_u64().map(|x| x as usize) {
+                Some(x) if x < a.len() => Ok(match b {
+                    Cow::Borrowed(Value::Array(a)) => Cow::Borrowed(&a[x]),
+                    other => Cow::Owned(other.as_ref().get(x).cloned().unwrap_or(Value::Null)),
+                }),
+                _ => Err(runtime(
+                    src,
+                    "index_out_of_bounds_exception",
+                    format!("Index {n} out of bounds for length {}", a.len()),
+                )),
+            },
+            (Value::Null, _) => Err(runtime(
+                src,
+                "null_pointer_exception",
+                "cannot index into null (use ?[ for null-safe access)".into(),
+            )),
+            (b, i) => Err(runtime(
+                src,
+                "illegal_argument_exception",
+                format!(
+                    "cannot index a value of type [{}] with [{}]",
+                    java_type(b),
+                    java_type(i)
+                ),
+            )),
+        }
+    }
+
+    /// `ctx.name`: looks into the document without copying it.
+    fn root_field<'v>(ctx: &'v Ctx<'_>, name: &str) -> Cow<'v, Value> {
+        match name {
+            "_index" => Cow::Owned(Value::String(ctx.doc.index.clone())),
+            "_id" => Cow::Owned(ctx.doc.id.clone().map(Value::String).unwrap_or(Value::Null)),
+            "_ingest" => Cow::Owned(Value::Object(ctx.ingest_object())),
+            _ => ctx
+                .doc
+                .source
+                .get(name)
+                .map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+        }
+    }
+
+    fn eval_cow<'v>(&self, e: &Expr, ctx: &'v Ctx<'_>) -> Result<Cow<'v, Value>, EsError> {
+        match e {
+            Expr::Ctx => Ok(Cow::Owned(ctx_value(ctx))),
+            Expr::Lit(v) => Ok(Cow::Owned(v.clone())),
+            Expr::Field(base, name, safe) => {
+                if matches!(**base, Expr::Ctx) {
+                    return Ok(Self::root_field(ctx, name));
+                }
+                let b = self.eval_cow(base, ctx)?;
+                self.field(b, name, *safe)
+            }
+            Expr::Index(base, idx, safe) => {
+                let i = self.eval_cow(idx, ctx)?;
+                if matches!(**base, Expr::Ctx) {
+                    if let Value::String(k) = i.as_ref() {
+                        return Ok(Self::root_field(ctx, k));
+                    }
+                }
+                let b = self.eval_cow(base, ctx)?;
+                self.index(b, &i, *safe)
+            }
+            other => Ok(Cow::Owned(self.eval_expr(other, ctx)?)),
+        }
+    }
+
+    fn eval_expr(&self, e: &Expr, ctx: &Ctx<'_>) -> Result<Value, EsError> {
         let src = &self.source;
         Ok(match e {
             Expr::Lit(v) => v.clone(),
-            Expr::Ctx => root.clone(),
+            Expr::Ctx => ctx_value(ctx),
             Expr::Params => Value::Object(self.params.clone()),
-            Expr::Field(base, name, safe) => {
-                let b = self.eval_expr(base, root)?;
-                match b {
-                    Value::Null if *safe => Value::Null,
-                    Value::Null => {
-                        return Err(runtime(
-                            src,
-                            "null_pointer_exception",
-                            format!("cannot access field [{name}] of null (use ?. for null-safe access)"),
-                        ))
-                    }
-                    Value::Object(m) => m.get(name).cloned().unwrap_or(Value::Null),
-                    Value::Array(a) if name == "length" => Value::from(a.len()),
-                    other => {
-                        return Err(runtime(
-                            src,
-                            "illegal_argument_exception",
-                            format!(
-                                "cannot access field [{name}] of a value of type [{}]",
-                                java_type(&other)
-                            ),
-                        ))
-                    }
-                }
-            }
-            Expr::Index(base, idx, safe) => {
-                let b = self.eval_expr(base, root)?;
-                let i = self.eval_expr(idx, root)?;
-                match (b, i) {
-                    (Value::Null, _) if *safe => Value::Null,
-                    (Value::Object(m), Value::String(k)) => m.get(&k).cloned().unwrap_or(Value::Null),
-                    (Value::Array(a), Value::Number(n)) => match n.as_u64() {
-                        Some(i) => match a.get(i as usize) {
-                            Some(v) => v.clone(),
-                            None => {
-                                return Err(runtime(
-                                    src,
-                                    "index_out_of_bounds_exception",
-                                    format!("Index {i} out of bounds for length {}", a.len()),
-                                ))
-                            }
-                        },
-                        None => {
-                            return Err(runtime(src, "illegal_argument_exception", "bad index".into()))
-                        }
-                    },
-                    (Value::Null, _) => {
-                        return Err(runtime(
-                            src,
-                            "null_pointer_exception",
-                            "cannot index into null (use ?[ for null-safe access)".into(),
-                        ))
-                    }
-                    (b, i) => {
-                        return Err(runtime(
-                            src,
-                            "illegal_argument_exception",
-                            format!(
-                                "cannot index a value of type [{}] with [{}]",
-                                java_type(&b),
-                                java_type(&i)
-                            ),
-                        ))
-                    }
-                }
-            }
+            Expr::Field(..) | Expr::Index(..) => self.eval_cow(e, ctx)?.into_owned(),
             Expr::Call(base, name, args, safe) => {
-                let b = self.eval_expr(base, root)?;
+                let b = if matches!(**base, Expr::Ctx) && name == "containsKey" {
+                    // ctx.containsKey('x') without copying the document.
+                    let k = match args.first() {
+                        Some(a) => self.eval_cow(a, ctx)?,
+                        None => Cow::Owned(Value::Null),
+                    };
+                    return Ok(Value::Bool(match k.as_ref() {
+                        Value::String(k) => {
+                            matches!(k.as_str(), "_index" | "_id" | "_ingest")
+                                || ctx.doc.source.contains_key(k.as_str())
+                        }
+                        _ => false,
+                    }));
+                } else {
+                    self.eval_cow(base, ctx)?
+                };
                 if b.is_null() {
                     if *safe {
                         return Ok(Value::Null);
@@ -517,46 +592,52 @@ impl Condition {
                     return Err(runtime(
                         src,
                         "null_pointer_exception",
-                        format!("cannot invoke method [{name}] on null (use ?. for null-safe access)"),
+                        format!(
+                            "cannot invoke method [{name}] on null (use ?. for null-safe access)"
+                        ),
                     ));
                 }
                 let a: Vec<Value> = args
                     .iter()
-                    .map(|x| self.eval_expr(x, root))
+                    .map(|x| self.eval_expr(x, ctx))
                     .collect::<Result<_, _>>()?;
                 self.call(&b, name, &a)?
             }
-            Expr::Not(x) => match self.eval_expr(x, root)? {
+            Expr::Not(x) => match self.eval_expr(x, ctx)? {
                 Value::Bool(b) => Value::Bool(!b),
                 other => {
                     return Err(runtime(
                         src,
                         "class_cast_exception",
-                        format!("cannot apply [!] to a value of type [{}]", java_type(&other)),
+                        format!(
+                            "cannot apply [!] to a value of type [{}]",
+                            java_type(&other)
+                        ),
                     ))
                 }
             },
             Expr::And(l, r) => {
-                if !self.truth(l, root)? {
+                if !self.truth(l, ctx)? {
                     Value::Bool(false)
                 } else {
-                    Value::Bool(self.truth(r, root)?)
+                    Value::Bool(self.truth(r, ctx)?)
                 }
             }
             Expr::Or(l, r) => {
-                if self.truth(l, root)? {
+                if self.truth(l, ctx)? {
                     Value::Bool(true)
                 } else {
-                    Value::Bool(self.truth(r, root)?)
+                    Value::Bool(self.truth(r, ctx)?)
                 }
             }
             Expr::Cmp(op, l, r) => {
-                let a = self.eval_expr(l, root)?;
-                let b = self.eval_expr(r, root)?;
+                let a = self.eval_cow(l, ctx)?;
+                let b = self.eval_cow(r, ctx)?;
                 Value::Bool(self.compare(op, &a, &b)?)
             }
             Expr::InstanceOf(x, t) => {
-                let v = self.eval_expr(x, root)?;
+                let v = self.eval_cow(x, ctx)?;
+                let v = v.as_ref();
                 Value::Bool(match t.as_str() {
                     "String" => v.is_string(),
                     "Number" => v.is_number(),
@@ -571,8 +652,8 @@ impl Condition {
         })
     }
 
-    fn truth(&self, e: &Expr, root: &Value) -> Result<bool, EsError> {
-        match self.eval_expr(e, root)? {
+    fn truth(&self, e: &Expr, ctx: &Ctx<'_>) -> Result<bool, EsError> {
+        match self.eval_expr(e, ctx)? {
             Value::Bool(b) => Ok(b),
             other => Err(runtime(
                 &self.source,
@@ -639,7 +720,10 @@ impl Condition {
                 Some(other) => Err(runtime(
                     src,
                     "class_cast_exception",
-                    format!("argument of [{name}] must be a String, got [{}]", java_type(other)),
+                    format!(
+                        "argument of [{name}] must be a String, got [{}]",
+                        java_type(other)
+                    ),
                 )),
                 None => Err(bad("")),
             }
@@ -658,7 +742,9 @@ impl Condition {
             (Value::String(s), "toLowerCase") => Value::String(s.to_lowercase()),
             (Value::String(s), "toUpperCase") => Value::String(s.to_uppercase()),
             (Value::String(s), "trim") => Value::String(s.trim().to_string()),
-            (Value::Array(a), "contains") => Value::Bool(args.first().is_some_and(|x| a.contains(x))),
+            (Value::Array(a), "contains") => {
+                Value::Bool(args.first().is_some_and(|x| a.contains(x)))
+            }
             (Value::Array(a), "isEmpty") => Value::Bool(a.is_empty()),
             (Value::Array(a), "size") => Value::from(a.len()),
             (Value::Array(a), "get") => match args.first().and_then(Value::as_u64) {

@@ -56,11 +56,12 @@ impl Cfg {
         match self.take(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
             Some(other) => Err(self.err(
                 Some(key),
-                &format!("property isn't a string, but of type [{}]", java_type(&other)),
+                &format!(
+                    "property isn't a string, but of type [{}]",
+                    java_type(&other)
+                ),
             )),
         }
     }
@@ -80,7 +81,10 @@ impl Cfg {
             Some(Value::String(s)) if s == "false" => Ok(false),
             Some(other) => Err(self.err(
                 Some(key),
-                &format!("property isn't a boolean, but of type [{}]", java_type(&other)),
+                &format!(
+                    "property isn't a boolean, but of type [{}]",
+                    java_type(&other)
+                ),
             )),
         }
     }

@@ -2,15 +2,34 @@
 //! `DateTimeFormatter` patterns (the letters log timestamps use), parsing and formatting,
 //! with IANA time zones.
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const DAYS: [&str; 7] = [
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
 ];
 
 /// A time zone: a fixed offset or an IANA zone.
@@ -52,9 +71,12 @@ impl Zone {
 
     /// The instant of a local date-time in this zone (gaps move forward, overlaps take
     /// the earlier instant).
-    fn to_utc(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    fn resolve_local(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
         match self {
-            Zone::Fixed(f) => f.from_local_datetime(&local).single().map(|d| d.with_timezone(&Utc)),
+            Zone::Fixed(f) => f
+                .from_local_datetime(&local)
+                .single()
+                .map(|d| d.with_timezone(&Utc)),
             Zone::Named(tz) => {
                 let r = tz.from_local_datetime(&local);
                 match r.earliest() {
@@ -96,7 +118,10 @@ fn parse_offset_str(s: &str) -> Option<FixedOffset> {
     }
     let (h, m) = match digits.len() {
         1 | 2 => (digits.parse::<i32>().ok()?, 0),
-        4 => (digits[..2].parse::<i32>().ok()?, digits[2..].parse::<i32>().ok()?),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
         _ => return None,
     };
     if h > 18 || m > 59 {
@@ -174,7 +199,9 @@ impl JavaPattern {
             }
             if c.is_ascii_alphabetic() {
                 if !SUPPORTED.contains(c) {
-                    return Err(format!("Invalid format: [{p}]: unknown pattern letter: {c}"));
+                    return Err(format!(
+                        "Invalid format: [{p}]: unknown pattern letter: {c}"
+                    ));
                 }
                 let mut n = 1;
                 while chars.get(i + n) == Some(&c) {
@@ -227,11 +254,13 @@ impl JavaPattern {
                     let mut num = |min: usize, max: usize| -> Result<i64, String> {
                         let start = pos;
                         let mut neg = false;
-                        if *c == 'y' || *c == 'u' {
-                            if pos < b.len() && (b[pos] == b'-' || b[pos] == b'+') && n >= 4 {
-                                neg = b[pos] == b'-';
-                                pos += 1;
-                            }
+                        if (*c == 'y' || *c == 'u')
+                            && pos < b.len()
+                            && (b[pos] == b'-' || b[pos] == b'+')
+                            && n >= 4
+                        {
+                            neg = b[pos] == b'-';
+                            pos += 1;
                         }
                         let ds = pos;
                         while pos < b.len() && b[pos].is_ascii_digit() && pos - ds < max {
@@ -298,7 +327,9 @@ impl JavaPattern {
                                 pos += 1;
                             }
                             if pos == start {
-                                return Err(err(&format!("expected fraction digits at index {start}")));
+                                return Err(err(&format!(
+                                    "expected fraction digits at index {start}"
+                                )));
                             }
                             let frac = &s[start..pos];
                             let padded = format!("{frac:0<9}");
@@ -309,9 +340,10 @@ impl JavaPattern {
                         }
                         'a' => {
                             let r = &s[pos..];
-                            if r.len() >= 2 && r[..2].eq_ignore_ascii_case("AM") {
+                            let head = r.get(..2).unwrap_or("");
+                            if head.eq_ignore_ascii_case("AM") {
                                 pm = Some(false);
-                            } else if r.len() >= 2 && r[..2].eq_ignore_ascii_case("PM") {
+                            } else if head.eq_ignore_ascii_case("PM") {
                                 pm = Some(true);
                             } else {
                                 return Err(err("expected AM or PM"));
@@ -333,11 +365,15 @@ impl JavaPattern {
                                 let rb = r.as_bytes();
                                 if !rb.is_empty() && (rb[0] == b'+' || rb[0] == b'-') {
                                     end = 1;
-                                    while end < rb.len() && end < 6 && (rb[end].is_ascii_digit() || rb[end] == b':') {
+                                    while end < rb.len()
+                                        && end < 6
+                                        && (rb[end].is_ascii_digit() || rb[end] == b':')
+                                    {
                                         end += 1;
                                     }
                                 }
-                                let off = parse_offset_str(&r[..end]).ok_or_else(|| err("expected a zone offset"))?;
+                                let off = parse_offset_str(&r[..end])
+                                    .ok_or_else(|| err("expected a zone offset"))?;
                                 offset = Some(Zone::Fixed(off));
                                 pos += end;
                             }
@@ -345,7 +381,14 @@ impl JavaPattern {
                         'z' | 'V' => {
                             let r = &s[pos..];
                             let end = r
-                                .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '/' || ch == '_' || ch == '+' || ch == '-' || ch == ':'))
+                                .find(|ch: char| {
+                                    !(ch.is_ascii_alphanumeric()
+                                        || ch == '/'
+                                        || ch == '_'
+                                        || ch == '+'
+                                        || ch == '-'
+                                        || ch == ':')
+                                })
                                 .unwrap_or(r.len());
                             let z = Zone::parse(&r[..end]).map_err(|e| err(&e))?;
                             offset = Some(z);
@@ -374,7 +417,7 @@ impl JavaPattern {
         let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)
             .ok_or_else(|| err("invalid time"))?;
         let z = offset.unwrap_or(*zone);
-        z.to_utc(NaiveDateTime::new(date, time))
+        z.resolve_local(NaiveDateTime::new(date, time))
             .ok_or_else(|| err("invalid local time"))
     }
 
@@ -475,14 +518,20 @@ impl JavaPattern {
 fn match_name(s: &str, names: &[&str], short: bool) -> Option<(usize, usize)> {
     for (i, full) in names.iter().enumerate() {
         let cand: &str = if short { &full[..3] } else { full };
-        if s.len() >= cand.len() && s.is_char_boundary(cand.len()) && s[..cand.len()].eq_ignore_ascii_case(cand) {
+        if s.len() >= cand.len()
+            && s.is_char_boundary(cand.len())
+            && s[..cand.len()].eq_ignore_ascii_case(cand)
+        {
             return Some((i, cand.len()));
         }
     }
     if short {
         // Java's short month "Sept" (some locales) and full names where short expected.
         for (i, full) in names.iter().enumerate() {
-            if s.len() >= full.len() && s.is_char_boundary(full.len()) && s[..full.len()].eq_ignore_ascii_case(full) {
+            if s.len() >= full.len()
+                && s.is_char_boundary(full.len())
+                && s[..full.len()].eq_ignore_ascii_case(full)
+            {
                 return Some((i, full.len()));
             }
         }
@@ -497,24 +546,25 @@ pub fn parse_iso8601(s: &str, zone: &Zone) -> Result<DateTime<Utc>, String> {
     let err = || format!("failed to parse date field [{s}] with format [iso8601]");
     let s = s.trim();
     // Split the offset off.
-    let (body, off): (&str, Option<Zone>) = if let Some(b) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
-        (b, Some(Zone::Fixed(Utc.fix())))
-    } else {
-        let tpos = s.find(['T', ' ']);
-        match tpos {
-            Some(tp) => {
-                let time = &s[tp + 1..];
-                match time.rfind(['+', '-']) {
-                    Some(p) => {
-                        let o = parse_offset_str(&time[p..]).ok_or_else(err)?;
-                        (&s[..tp + 1 + p], Some(Zone::Fixed(o)))
+    let (body, off): (&str, Option<Zone>) =
+        if let Some(b) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
+            (b, Some(Zone::Fixed(Utc.fix())))
+        } else {
+            let tpos = s.find(['T', ' ']);
+            match tpos {
+                Some(tp) => {
+                    let time = &s[tp + 1..];
+                    match time.rfind(['+', '-']) {
+                        Some(p) => {
+                            let o = parse_offset_str(&time[p..]).ok_or_else(err)?;
+                            (&s[..tp + 1 + p], Some(Zone::Fixed(o)))
+                        }
+                        None => (s, None),
                     }
-                    None => (s, None),
                 }
+                None => (s, None),
             }
-            None => (s, None),
-        }
-    };
+        };
     let (date_s, time_s) = match body.find(['T', ' ']) {
         Some(p) => (&body[..p], Some(&body[p + 1..])),
         None => (body, None),
@@ -589,13 +639,16 @@ pub fn parse_iso8601(s: &str, zone: &Zone) -> Result<DateTime<Utc>, String> {
     }
     let time = NaiveTime::from_hms_nano_opt(h, mi, sec, nanos).ok_or_else(err)?;
     off.unwrap_or(*zone)
-        .to_utc(NaiveDateTime::new(date, time))
+        .resolve_local(NaiveDateTime::new(date, time))
         .ok_or_else(err)
 }
 
 /// `UNIX`: seconds since the epoch, with an optional fraction.
 pub fn parse_unix(s: &str) -> Result<DateTime<Utc>, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("[{s}] is not a UNIX timestamp"))?;
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("[{s}] is not a UNIX timestamp"))?;
     if !v.is_finite() {
         return Err(format!("[{s}] is not a UNIX timestamp"));
     }
@@ -605,7 +658,10 @@ pub fn parse_unix(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// `UNIX_MS`: milliseconds since the epoch.
 pub fn parse_unix_ms(s: &str) -> Result<DateTime<Utc>, String> {
-    let v: i64 = s.trim().parse().map_err(|_| format!("[{s}] is not a UNIX_MS timestamp"))?;
+    let v: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("[{s}] is not a UNIX_MS timestamp"))?;
     DateTime::from_timestamp_millis(v).ok_or_else(|| format!("[{s}] is out of range"))
 }
 

@@ -3,6 +3,9 @@
 //! `%{}` (skip), `%{*key}`/`%{&key}` (reference: name/value pair), `%{key->}` (skip
 //! repeated delimiters after the value).
 
+/// (ordinal, position in the pattern, value) of one `%{+key}` piece.
+type AppendPart = (i64, usize, String);
+
 #[derive(Debug, Clone, PartialEq)]
 enum Modifier {
     None,
@@ -62,7 +65,9 @@ impl Dissect {
             rest = &after[end + 1..];
         }
         if parts.is_empty() {
-            return Err(format!("Unable to find any keys or delimiters for pattern: {pattern}"));
+            return Err(format!(
+                "Unable to find any keys or delimiters for pattern: {pattern}"
+            ));
         }
         if parts.iter().all(|(k, _)| k.modifier == Modifier::Skip) {
             return Err(format!(
@@ -134,7 +139,7 @@ impl Dissect {
         }
         // Assemble.
         let mut out: Vec<(String, String)> = Vec::new();
-        let mut appends: Vec<(String, Vec<(i64, usize, String)>)> = Vec::new();
+        let mut appends: Vec<(String, Vec<AppendPart>)> = Vec::new();
         let appended: Vec<&str> = self
             .parts
             .iter()
@@ -145,11 +150,13 @@ impl Dissect {
             match key.modifier {
                 Modifier::Skip | Modifier::FieldName | Modifier::FieldValue => {}
                 Modifier::Append | Modifier::None
-                    if key.modifier == Modifier::Append || appended.contains(&key.name.as_str()) =>
+                    if key.modifier == Modifier::Append
+                        || appended.contains(&key.name.as_str()) =>
                 {
                     match appends.iter_mut().find(|(k, _)| *k == key.name) {
                         Some((_, v)) => v.push((key.ordinal, n, (*val).to_string())),
-                        None => appends.push((key.name.clone(), vec![(key.ordinal, n, (*val).to_string())])),
+                        None => appends
+                            .push((key.name.clone(), vec![(key.ordinal, n, (*val).to_string())])),
                     }
                 }
                 _ => out.push((key.name.clone(), (*val).to_string())),

@@ -164,7 +164,12 @@ impl<'a> Ctx<'a> {
     pub fn get(&self, path: &str) -> Result<Value, EsError> {
         match split_path(path)? {
             Root::Index => Ok(Value::String(self.doc.index.clone())),
-            Root::Id => Ok(self.doc.id.clone().map(Value::String).unwrap_or(Value::Null)),
+            Root::Id => Ok(self
+                .doc
+                .id
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null)),
             Root::Ingest(segs) => {
                 if segs.is_empty() {
                     return Ok(Value::Object(self.ingest_object()));
@@ -183,22 +188,32 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A reference into `_source` (no clone) when the path is a source path.
-    pub fn get_ref(&self, path: &str) -> Option<&Value> {
-        match split_path(path).ok()? {
-            Root::Source(segs) if !segs.is_empty() => resolve(&self.doc.source, &segs, path).ok(),
-            Root::Ingest(segs) if !segs.is_empty() => resolve(&self.meta, &segs, path).ok(),
-            _ => None,
-        }
-    }
-
     /// The value, or `None` if the path does not resolve (Elasticsearch's `hasField` false).
     pub fn get_opt(&self, path: &str) -> Option<Value> {
         self.get(path).ok()
     }
 
+    /// Does the path resolve? (no copy of the value)
     pub fn has(&self, path: &str) -> bool {
-        self.get(path).is_ok()
+        self.peek(path, |_| ()).is_some()
+    }
+
+    /// Does the path resolve to something other than `null`?
+    pub fn has_non_null(&self, path: &str) -> bool {
+        self.peek(path, |v| !v.is_null()).unwrap_or(false)
+    }
+
+    /// Applies `f` to the value at `path` without copying it (metadata values are built).
+    fn peek<R>(&self, path: &str, f: impl FnOnce(&Value) -> R) -> Option<R> {
+        match split_path(path).ok()? {
+            Root::Source(segs) if !segs.is_empty() => {
+                resolve(&self.doc.source, &segs, path).ok().map(f)
+            }
+            Root::Ingest(segs) if !(segs.is_empty() || segs == ["timestamp"]) => {
+                resolve(&self.meta, &segs, path).ok().map(f)
+            }
+            _ => self.get(path).ok().as_ref().map(f),
+        }
     }
 
     /// Sets a field, creating intermediate objects.
@@ -303,9 +318,11 @@ pub(crate) fn value_to_plain_string(v: &Value) -> String {
 
 fn step<'v>(cur: &'v Value, seg: &str, path: &str) -> Result<&'v Value, EsError> {
     match cur {
-        Value::Object(m) => m
-            .get(seg)
-            .ok_or_else(|| iae(format!("field [{seg}] not present as part of path [{path}]"))),
+        Value::Object(m) => m.get(seg).ok_or_else(|| {
+            iae(format!(
+                "field [{seg}] not present as part of path [{path}]"
+            ))
+        }),
         Value::Array(a) => {
             let i: usize = seg.parse().map_err(|_| {
                 iae(format!(
@@ -329,14 +346,20 @@ fn step<'v>(cur: &'v Value, seg: &str, path: &str) -> Result<&'v Value, EsError>
     }
 }
 
-fn resolve<'v>(root: &'v Map<String, Value>, segs: &[&str], path: &str) -> Result<&'v Value, EsError> {
+fn resolve<'v>(
+    root: &'v Map<String, Value>,
+    segs: &[&str],
+    path: &str,
+) -> Result<&'v Value, EsError> {
     let (first, rest) = match segs.split_first() {
         Some(x) => x,
         None => return Err(iae("path cannot be null nor empty".into())),
     };
-    let mut cur = root
-        .get(*first)
-        .ok_or_else(|| iae(format!("field [{first}] not present as part of path [{path}]")))?;
+    let mut cur = root.get(*first).ok_or_else(|| {
+        iae(format!(
+            "field [{first}] not present as part of path [{path}]"
+        ))
+    })?;
     for seg in rest {
         cur = step(cur, seg, path)?;
     }
@@ -478,29 +501,37 @@ fn take(root: &mut Map<String, Value>, segs: &[&str], path: &str) -> Result<Valu
         None => return Err(iae("path cannot be null nor empty".into())),
     };
     if parents.is_empty() {
-        return root
-            .shift_remove(*leaf)
-            .ok_or_else(|| iae(format!("field [{leaf}] not present as part of path [{path}]")));
+        return root.shift_remove(*leaf).ok_or_else(|| {
+            iae(format!(
+                "field [{leaf}] not present as part of path [{path}]"
+            ))
+        });
     }
     let (first, rest) = match parents.split_first() {
         Some(x) => x,
         None => return Err(iae("path cannot be null nor empty".into())),
     };
-    let mut cur = root
-        .get_mut(*first)
-        .ok_or_else(|| iae(format!("field [{first}] not present as part of path [{path}]")))?;
+    let mut cur = root.get_mut(*first).ok_or_else(|| {
+        iae(format!(
+            "field [{first}] not present as part of path [{path}]"
+        ))
+    })?;
     for seg in rest {
         cur = match cur {
             Value::Object(m) => m.get_mut(*seg).ok_or_else(|| {
-                iae(format!("field [{seg}] not present as part of path [{path}]"))
+                iae(format!(
+                    "field [{seg}] not present as part of path [{path}]"
+                ))
             })?,
             other => step_mut(other, seg, path)?,
         };
     }
     match cur {
-        Value::Object(m) => m
-            .shift_remove(*leaf)
-            .ok_or_else(|| iae(format!("field [{leaf}] not present as part of path [{path}]"))),
+        Value::Object(m) => m.shift_remove(*leaf).ok_or_else(|| {
+            iae(format!(
+                "field [{leaf}] not present as part of path [{path}]"
+            ))
+        }),
         Value::Array(a) => {
             let len = a.len();
             let i: usize = leaf.parse().map_err(|_| {

@@ -6,7 +6,7 @@
 //! (see `patterns/NOTICE`); its few look-around definitions are replaced by
 //! look-around-free equivalents ([`OVERRIDES`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use regex::{Regex, RegexBuilder};
@@ -304,7 +304,11 @@ impl Compiler<'_> {
                     });
                     if is_rep {
                         let b = body.unwrap_or_default();
-                        let b = if b.starts_with(',') { format!("0{b}") } else { b };
+                        let b = if b.starts_with(',') {
+                            format!("0{b}")
+                        } else {
+                            b
+                        };
                         out.push('{');
                         out.push_str(&b);
                         out.push('}');
@@ -358,16 +362,6 @@ impl Grok {
         })
     }
 
-    /// Names of the fields this expression can set.
-    pub fn fields(&self) -> Vec<&str> {
-        let mut seen = HashSet::new();
-        self.captures
-            .iter()
-            .map(|(_, f, _)| f.as_str())
-            .filter(|f| seen.insert(*f))
-            .collect()
-    }
-
     /// Matches anywhere in `text`; `None` when it does not match. Fields in pattern
     /// order; a field captured twice keeps its first non-empty match.
     pub fn captures(&self, text: &str) -> Option<Vec<(String, Value)>> {
@@ -392,7 +386,9 @@ fn convert(s: &str, ty: GrokType) -> Value {
             .parse::<i64>()
             .map(Value::from)
             .unwrap_or_else(|_| Value::String(s.to_string())),
-        GrokType::Float => crate::processors::float_value(s).unwrap_or_else(|| Value::String(s.to_string())),
+        GrokType::Float => {
+            crate::processors::float_value(s).unwrap_or_else(|| Value::String(s.to_string()))
+        }
         GrokType::Double => s
             .trim()
             .parse::<f64>()

@@ -66,11 +66,6 @@ impl Template {
         })
     }
 
-    /// The template text as configured.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     pub fn is_constant(&self) -> bool {
         self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
     }
@@ -133,11 +128,9 @@ impl ValueTemplate {
         match self {
             ValueTemplate::Str(t) => Value::String(t.render(ctx)),
             ValueTemplate::List(l) => Value::Array(l.iter().map(|t| t.render(ctx)).collect()),
-            ValueTemplate::Map(m) => Value::Object(
-                m.iter()
-                    .map(|(k, t)| (k.clone(), t.render(ctx)))
-                    .collect(),
-            ),
+            ValueTemplate::Map(m) => {
+                Value::Object(m.iter().map(|(k, t)| (k.clone(), t.render(ctx))).collect())
+            }
             ValueTemplate::Plain(v) => v.clone(),
         }
     }

@@ -11,7 +11,7 @@ use cairn_core::EsError;
 use cairn_store::{WriteKind, WriteRequest};
 use serde_json::{json, Map, Value};
 
-use crate::http::{body_bytes, check_pipeline, ok, refresh_param, ApiError, Params};
+use crate::http::{body_bytes, ok, refresh_param, ApiError, Params};
 use crate::Shared;
 
 pub async fn bulk(
@@ -38,10 +38,18 @@ fn malformed(line: usize, what: &str) -> ApiError {
 }
 
 /// Parses the NDJSON body into write requests.
-pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteRequest>, ApiError> {
+/// Parses the NDJSON body: the write requests and, for each, the pipeline its action
+/// line names.
+pub fn parse_bulk(
+    body: &[u8],
+    default_index: Option<&str>,
+) -> Result<(Vec<WriteRequest>, Vec<Option<String>>), ApiError> {
     let mut lines = body.split(|b| *b == b'\n').enumerate().peekable();
     let mut out = Vec::new();
+    let mut pipelines: Vec<Option<String>> = Vec::new();
+    let mut item_pipeline: Option<String> = None;
     while let Some((i, line)) = lines.next() {
+        pipelines.resize(out.len(), item_pipeline.clone());
         let line_no = i + 1;
         let trimmed = line.trim_ascii();
         if trimmed.is_empty() {
@@ -118,6 +126,10 @@ pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteR
             Some(Value::Null) | None => None,
             Some(_) => return Err(malformed(line_no, "[_id] must be a string")),
         };
+        item_pipeline = meta
+            .get("pipeline")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let kind_name = name.as_str();
         if !["index", "create", "delete", "update"].contains(&kind_name) {
             return Err(malformed(
@@ -235,7 +247,33 @@ pub fn parse_bulk(body: &[u8], default_index: Option<&str>) -> Result<Vec<WriteR
             }
         }
     }
-    Ok(out)
+    pipelines.resize(out.len(), item_pipeline);
+    Ok((out, pipelines))
+}
+
+/// Runs ingest pipelines, then the store, and puts the results back in request order.
+pub(crate) async fn write_with_pipelines(
+    s: &Shared,
+    mut reqs: Vec<WriteRequest>,
+    pipelines: &[Option<String>],
+    request_pipeline: Option<&str>,
+    refresh: cairn_store::Refresh,
+) -> Vec<cairn_store::ItemResult> {
+    let dropped = crate::ingest::apply(s, &mut reqs, pipelines, request_pipeline);
+    if dropped.iter().all(Option::is_none) {
+        return s.store.bulk(reqs, refresh).await;
+    }
+    let kept: Vec<WriteRequest> = reqs
+        .into_iter()
+        .zip(dropped.iter())
+        .filter(|(_, d)| d.is_none())
+        .map(|(r, _)| r)
+        .collect();
+    let mut stored = s.store.bulk(kept, refresh).await.into_iter();
+    dropped
+        .into_iter()
+        .filter_map(|d| d.or_else(|| stored.next()))
+        .collect()
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -256,19 +294,25 @@ async fn run(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    check_pipeline(&p)?;
     let refresh = refresh_param(&p)?;
-    let store = s.store.clone();
-    // Parsing and mapping are CPU work: keep them off the async workers.
+    let request_pipeline = p.get("pipeline").cloned();
+    // Parsing, pipelines and mapping are CPU work: keep them off the async workers.
     let items = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let reqs = parse_bulk(&body, default_index.as_deref())?;
+        let (reqs, pipelines) = parse_bulk(&body, default_index.as_deref())?;
+        drop(body);
         if reqs.is_empty() {
             return Err(ApiError(EsError::action_request_validation(
                 "Validation Failed: 1: no requests added;",
             )));
         }
         let rt = tokio::runtime::Handle::current();
-        Ok(rt.block_on(store.bulk(reqs, refresh)))
+        Ok(rt.block_on(write_with_pipelines(
+            &s,
+            reqs,
+            &pipelines,
+            request_pipeline.as_deref(),
+            refresh,
+        )))
     })
     .await
     .map_err(|e| ApiError(EsError::internal(e.to_string())))??;
@@ -291,7 +335,7 @@ mod tests {
     #[test]
     fn parses_actions() {
         let body = b"{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1}\n{\"delete\":{\"_index\":\"a\",\"_id\":\"2\"}}\n{\"create\":{}}\n{bad\n";
-        let r = parse_bulk(body, Some("d")).unwrap();
+        let (r, _) = parse_bulk(body, Some("d")).unwrap();
         assert_eq!(r.len(), 3);
         assert!(matches!(r[1].kind, WriteKind::Delete));
         assert_eq!(r[2].index, "d");

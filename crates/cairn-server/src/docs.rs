@@ -8,7 +8,7 @@ use cairn_core::EsError;
 use cairn_store::{ItemResult, WriteKind, WriteRequest};
 use serde_json::{json, Map, Value};
 
-use crate::http::{body_bytes, check_pipeline, json_response, refresh_param, ApiError, Params};
+use crate::http::{body_bytes, json_response, refresh_param, ApiError, Params};
 use crate::Shared;
 
 fn doc_source(b: &Bytes) -> Result<Map<String, Value>, ApiError> {
@@ -29,11 +29,17 @@ fn doc_source(b: &Bytes) -> Result<Map<String, Value>, ApiError> {
 }
 
 async fn write_one(s: &Shared, req: WriteRequest, p: &Params) -> Result<Response, ApiError> {
-    check_pipeline(p)?;
     let refresh = refresh_param(p)?;
-    let store = s.store.clone();
+    let pipeline = p.get("pipeline").cloned();
+    let s2 = s.clone();
     let mut items = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(store.bulk(vec![req], refresh))
+        tokio::runtime::Handle::current().block_on(crate::bulk::write_with_pipelines(
+            &s2,
+            vec![req],
+            &[None],
+            pipeline.as_deref(),
+            refresh,
+        ))
     })
     .await
     .map_err(|e| ApiError(EsError::internal(e.to_string())))?;

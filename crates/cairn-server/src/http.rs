@@ -156,13 +156,3 @@ pub fn refresh_param(p: &Params) -> Result<cairn_store::Refresh, ApiError> {
         )))),
     }
 }
-
-/// `?pipeline=`: ingest pipelines are not part of this release; say so precisely.
-pub fn check_pipeline(p: &Params) -> Result<(), ApiError> {
-    match p.get("pipeline").map(String::as_str) {
-        None | Some("_none") | Some("") => Ok(()),
-        Some(id) => Err(ApiError(EsError::illegal_argument(format!(
-            "pipeline with id [{id}] does not exist"
-        )))),
-    }
-}

@@ -18,6 +18,7 @@ pub mod contexts;
 mod docs;
 mod highlight;
 mod http;
+pub mod ingest;
 mod search;
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub struct AppState {
     pub cluster_uuid: String,
     pub started: std::time::Instant,
     pub contexts: Contexts,
+    pub pipelines: ingest::Pipelines,
 }
 
 pub type Shared = Arc<AppState>;
@@ -207,6 +209,19 @@ pub fn router(state: Shared) -> Router {
             put(admin::put_ilm)
                 .get(admin::get_ilm)
                 .delete(admin::delete_ilm),
+        )
+        .route("/_ingest/pipeline", get(ingest::get_all))
+        .route(
+            "/_ingest/pipeline/_simulate",
+            get(ingest::simulate_anon).post(ingest::simulate_anon),
+        )
+        .route(
+            "/_ingest/pipeline/{id}",
+            put(ingest::put).get(ingest::get).delete(ingest::delete),
+        )
+        .route(
+            "/_ingest/pipeline/{id}/_simulate",
+            get(ingest::simulate_id).post(ingest::simulate_id),
         )
         .route("/_license", get(admin::license))
         .route("/_xpack", get(admin::xpack))

@@ -216,6 +216,40 @@ impl Store {
         Ok((settings, mapping, aliases))
     }
 
+    /// The settings an index has, or would get from templates if a write created it
+    /// now (for data streams: those of the write index).
+    pub fn effective_settings(&self, name: &str) -> BTreeMap<String, Value> {
+        let state = self.inner.meta.lock();
+        let concrete = state
+            .data_streams
+            .get(name)
+            .and_then(|ds| ds.backing_indices.last().cloned())
+            .unwrap_or_else(|| name.to_string());
+        if let Some(im) = state.indexes.get(&concrete) {
+            let mut s = im.settings.clone();
+            // Data streams read pipelines from their template, as they roll over.
+            if let Some(ds) = im
+                .data_stream
+                .as_ref()
+                .and_then(|d| state.data_streams.get(d))
+            {
+                if let Some(t) = state
+                    .index_templates
+                    .get(&ds.template)
+                    .and_then(|t| t.pointer("/template/settings"))
+                {
+                    for (k, v) in flatten_settings(t) {
+                        s.entry(k).or_insert(v);
+                    }
+                }
+            }
+            return s;
+        }
+        Self::template_defaults(&state, name)
+            .map(|(s, _, _)| s)
+            .unwrap_or_default()
+    }
+
     /// `PUT /{index}`.
     pub fn create_index(&self, name: &str, body: &Value) -> Result<Arc<IndexHandle>, EsError> {
         validate_index_name(name)?;

@@ -205,6 +205,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             cluster_uuid,
             started: std::time::Instant::now(),
             contexts: Default::default(),
+            pipelines: cairn_server::ingest::Pipelines::load(&store),
         });
         cairn_server::spawn_background(state.clone());
         let app = cairn_server::router(state);
