@@ -9,7 +9,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use cairn_core::EsError;
 use cairn_store::{WriteKind, WriteRequest};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::http::{body_bytes, ok, refresh_param, ApiError, Params};
 use crate::Shared;
@@ -161,19 +161,8 @@ pub fn parse_bulk(
                 )))
             }
         };
-        let parsed: Result<Map<String, Value>, EsError> =
-            match serde_json::from_slice::<Value>(doc_line) {
-                Ok(Value::Object(m)) => Ok(m),
-                Ok(other) => Err(EsError::document_parsing(format!(
-                    "[1:1] failed to parse: expected START_OBJECT but found [{}]",
-                    json_kind(&other)
-                ))),
-                Err(e) => Err(EsError::document_parsing(format!(
-                    "[{}:{}] failed to parse: {e}",
-                    e.line(),
-                    e.column()
-                ))),
-            };
+        // Documents of index/create are parsed by the store, one at a time.
+        let parse = || cairn_store::parse_document(doc_line);
         match kind_name {
             "update" => {
                 let Some(id) = id else {
@@ -181,7 +170,7 @@ pub fn parse_bulk(
                         "Validation Failed: 1: id is missing;",
                     )));
                 };
-                match parsed {
+                match parse() {
                     Ok(m) => {
                         let doc = m.get("doc").and_then(Value::as_object).cloned();
                         let upsert = m.get("upsert").and_then(Value::as_object).cloned();
@@ -241,8 +230,8 @@ pub fn parse_bulk(
                     },
                     index,
                     id,
-                    raw: parsed.is_ok().then(|| doc_line.to_vec()),
-                    source: Some(parsed),
+                    raw: Some(doc_line.to_vec()),
+                    source: None,
                 });
             }
         }
@@ -339,7 +328,7 @@ mod tests {
         assert_eq!(r.len(), 3);
         assert!(matches!(r[1].kind, WriteKind::Delete));
         assert_eq!(r[2].index, "d");
-        assert!(r[2].source.as_ref().unwrap().is_err());
+        assert!(cairn_store::parse_document(r[2].raw.as_ref().unwrap()).is_err());
     }
 
     #[test]

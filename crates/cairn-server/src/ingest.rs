@@ -101,8 +101,20 @@ pub fn apply(
         if chain.is_empty() {
             continue;
         }
-        let Some(Ok(source)) = r.source.take() else {
-            continue;
+        let source = match r.source.take() {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                r.source = Some(Err(e));
+                continue;
+            }
+            None => match r.raw.as_deref().map(cairn_store::parse_document) {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    r.source = Some(Err(e));
+                    continue;
+                }
+                None => continue,
+            },
         };
         let mut doc = IngestDocument::new(source, r.index.clone(), r.id.clone());
         let mut outcome = Ok(Outcome::Keep);

@@ -589,7 +589,7 @@ impl Store {
             indexer_thread: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
         });
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2);
         *inner.indexer_tx.lock() = Some(tx.clone());
         let indexer = Indexer::new(inner.clone());
         let join = std::thread::Builder::new()
@@ -804,10 +804,13 @@ impl Store {
         let started = std::time::Instant::now();
         let n = requests.len();
         let mut results: Vec<Option<ItemResult>> = vec![None; n];
+        let mut requests: Vec<Option<WriteRequest>> = requests.into_iter().map(Some).collect();
         // Group by target index, keeping request order within each index.
         let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, r) in requests.iter().enumerate() {
-            groups.entry(r.index.clone()).or_default().push(i);
+            if let Some(r) = r {
+                groups.entry(r.index.clone()).or_default().push(i);
+            }
         }
         let mut max_seq = 0u64;
         for (index_name, idxs) in groups {
@@ -815,7 +818,10 @@ impl Store {
                 Ok(h) => h,
                 Err(e) => {
                     for i in idxs {
-                        let r = &requests[i];
+                        let Some(r) = requests[i].take() else {
+                            continue;
+                        };
+                        let r = &r;
                         results[i] = Some(error_item(
                             r,
                             &index_name,
@@ -826,8 +832,10 @@ impl Store {
                     continue;
                 }
             };
-            let items: Vec<(usize, &WriteRequest)> =
-                idxs.iter().map(|&i| (i, &requests[i])).collect();
+            let items: Vec<(usize, WriteRequest)> = idxs
+                .iter()
+                .filter_map(|&i| requests[i].take().map(|r| (i, r)))
+                .collect();
             let (res, seq) = self.bulk_one_index(&handle, items).await;
             max_seq = max_seq.max(seq);
             for (i, r) in res {
@@ -861,7 +869,7 @@ impl Store {
     async fn bulk_one_index(
         &self,
         h: &Arc<IndexHandle>,
-        items: Vec<(usize, &WriteRequest)>,
+        items: Vec<(usize, WriteRequest)>,
     ) -> (Vec<(usize, ItemResult)>, u64) {
         let mut out: Vec<(usize, ItemResult)> = Vec::with_capacity(items.len());
         let needs_id_lock = items.iter().any(|(_, r)| r.id.is_some());
@@ -890,7 +898,7 @@ impl Store {
         let mut planned: Vec<Planned> = Vec::new();
         // Ids claimed earlier in this same bulk: id -> (exists, partition).
         let mut local: HashMap<String, Option<Claimed>> = HashMap::new();
-        for (slot, r) in items {
+        for (slot, mut r) in items {
             let action = match r.kind {
                 WriteKind::Index => "index",
                 WriteKind::Create => "create",
@@ -975,11 +983,22 @@ impl Store {
                     local.insert(id.clone(), None);
                     continue;
                 }
-                WriteKind::Index | WriteKind::Create => match &r.source {
-                    Some(Ok(m)) => m.clone(),
+                WriteKind::Index | WriteKind::Create => match r.source.take() {
+                    Some(Ok(m)) => m,
                     Some(Err(e)) => {
-                        out.push((slot, fail(e.clone())));
+                        out.push((slot, fail(e)));
                         continue;
+                    }
+                    // Parsed here, one document at a time, to keep a bulk's memory
+                    // close to its body size.
+                    None if r.raw.is_some() => {
+                        match parse_document(r.raw.as_deref().unwrap_or_default()) {
+                            Ok(m) => m,
+                            Err(e) => {
+                                out.push((slot, fail(e)));
+                                continue;
+                            }
+                        }
                     }
                     None => {
                         out.push((
@@ -1310,6 +1329,21 @@ fn error_item(r: &WriteRequest, index: &str, id: String, e: EsError) -> ItemResu
         result: None,
         error: Some(e),
         seq_no: 0,
+    }
+}
+
+/// Parses a document body: a JSON object, or Elasticsearch's per-item parse error.
+pub fn parse_document(bytes: &[u8]) -> Result<Map<String, Value>, EsError> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(EsError::document_parsing(
+            "[1:1] failed to parse: the document must be a JSON object",
+        )),
+        Err(e) => Err(EsError::document_parsing(format!(
+            "[{}:{}] failed to parse: {e}",
+            e.line(),
+            e.column()
+        ))),
     }
 }
 

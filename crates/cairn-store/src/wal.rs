@@ -30,6 +30,8 @@ const MAGIC: &[u8; 8] = b"CAIRNWAL";
 const HEADER_LEN: usize = 12;
 /// Upper bound of one record, so a corrupt length cannot make us allocate wildly.
 pub const MAX_RECORD_BYTES: usize = 512 * 1024 * 1024;
+/// Upper bound of one group commit, in encoded bytes.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// One logged operation. `index` is the index uuid; partitions are named by their
 /// start time (microseconds).
@@ -396,7 +398,7 @@ impl<A: Send + 'static> Wal<A> {
             roll: AtomicBool::new(false),
             fsync_micros: Mutex::new(Vec::new()),
         });
-        let (tx, rx) = mpsc::sync_channel::<AppendRequest<A>>(1024);
+        let (tx, rx) = mpsc::sync_channel::<AppendRequest<A>>(64);
         let dir_owned = dir.to_path_buf();
         let shared2 = shared.clone();
         std::thread::Builder::new()
@@ -495,12 +497,19 @@ impl Writer {
         on_durable: &mut impl FnMut(Vec<Durable<A>>),
     ) {
         while let Ok(first) = rx.recv() {
+            // Group commit: take what is waiting, up to a bound on bytes so a batch
+            // (which the indexer holds until it is applied) stays small.
+            let bytes_of = |r: &AppendRequest<A>| -> usize {
+                r.ops.iter().map(|(o, _)| o.encoded_len() + 17).sum()
+            };
+            let mut n_bytes = bytes_of(&first);
             let mut batch = vec![first];
             let mut n_ops: usize = batch[0].ops.len();
-            while n_ops < 100_000 {
+            while n_ops < 100_000 && n_bytes < MAX_BATCH_BYTES {
                 match rx.try_recv() {
                     Ok(r) => {
                         n_ops += r.ops.len();
+                        n_bytes += bytes_of(&r);
                         batch.push(r);
                     }
                     Err(_) => break,
