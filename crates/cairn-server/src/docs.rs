@@ -209,7 +209,11 @@ fn concrete_index(s: &Shared, index: &str) -> Result<String, ApiError> {
     }
 }
 
-async fn lookup(s: &Shared, index: &str, id: &str) -> Result<(String, Option<Vec<u8>>), ApiError> {
+async fn lookup(
+    s: &Shared,
+    index: &str,
+    id: &str,
+) -> Result<(String, Option<(Vec<u8>, u64)>), ApiError> {
     let hs = s
         .store
         .resolve_indices(index, cairn_store::admin::ResolveOptions::default())
@@ -218,8 +222,8 @@ async fn lookup(s: &Shared, index: &str, id: &str) -> Result<(String, Option<Vec
         return Err(ApiError(EsError::index_not_found(index)));
     }
     for h in &hs {
-        if let Some(src) = h.get_source(id) {
-            return Ok((h.name.clone(), Some(src)));
+        if let Some(found) = h.get_doc(id) {
+            return Ok((h.name.clone(), Some(found)));
         }
     }
     Ok((hs[0].name.clone(), None))
@@ -231,12 +235,12 @@ pub async fn get_doc(
 ) -> Result<Response, ApiError> {
     let (name, src) = lookup(&s, &index, &id).await?;
     match src {
-        Some(src) => {
+        Some((src, version)) => {
             let v: Value = serde_json::from_slice(&src).unwrap_or(Value::Null);
             Ok(json_response(
                 200,
                 &json!({
-                    "_index": name, "_id": id, "_version": 1, "_seq_no": 0, "_primary_term": 1,
+                    "_index": name, "_id": id, "_version": version, "_seq_no": 0, "_primary_term": 1,
                     "found": true, "_source": v
                 }),
             ))
@@ -264,7 +268,7 @@ pub async fn get_source(
 ) -> Result<Response, ApiError> {
     let (name, src) = lookup(&s, &index, &id).await?;
     match src {
-        Some(src) => Ok(json_response(
+        Some((src, _)) => Ok(json_response(
             200,
             &serde_json::from_slice::<Value>(&src).unwrap_or(Value::Null),
         )),

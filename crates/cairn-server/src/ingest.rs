@@ -153,6 +153,7 @@ pub fn apply(
                     result: Some("noop"),
                     error: None,
                     seq_no: 0,
+                    version: 0,
                 });
             }
             Err(e) => r.source = Some(Err(e)),

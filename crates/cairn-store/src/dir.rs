@@ -47,7 +47,7 @@ pub struct DurablePoint {
     pub meta: String,
 }
 
-pub const PARTITION_FORMAT_VERSION: u32 = 1;
+pub const PARTITION_FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug)]
 pub struct PartitionDir {

@@ -135,6 +135,7 @@ impl Indexer {
                 index,
                 partition,
                 ts,
+                version,
                 id,
                 source,
                 delete_from,
@@ -148,7 +149,7 @@ impl Indexer {
                 let bytes = source.len() as u64;
                 let doc = match doc {
                     Some(d) => d,
-                    None => match handle.rebuild_document(&id, &source[..], ts) {
+                    None => match handle.rebuild_document(&id, &source[..], ts, version) {
                         Some(d) => d,
                         None => {
                             tracing::warn!(index = %handle.name, id = %id, "replayed document no longer fits its mapping; skipped");

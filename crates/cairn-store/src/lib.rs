@@ -140,6 +140,7 @@ struct PendingDoc {
     partition: i64,
     /// `None`: deleted.
     source: Option<Arc<Vec<u8>>>,
+    version: u64,
 }
 
 #[derive(Default)]
@@ -196,7 +197,13 @@ impl IndexHandle {
         partition::dir_size(&self.dir)
     }
 
-    fn rebuild_document(&self, id: &str, source: &[u8], ts: i64) -> Option<TantivyDocument> {
+    fn rebuild_document(
+        &self,
+        id: &str,
+        source: &[u8],
+        ts: i64,
+        version: u64,
+    ) -> Option<TantivyDocument> {
         let doc: Map<String, Value> = serde_json::from_slice(source).ok()?;
         let mut m = (*self.mapping()).clone();
         let prepared = m.prepare(&doc, id).ok()?;
@@ -206,6 +213,7 @@ impl IndexHandle {
             id,
             source,
             ts,
+            version,
             &prepared.leaves,
         ))
     }
@@ -230,9 +238,35 @@ impl IndexHandle {
         Ok(p)
     }
 
-    /// Looks an id up in the committed partitions: the partition keys holding it.
-    fn committed_locations(&self, id: &str) -> Vec<i64> {
+    /// The stored copy of `id` in one partition: (source, version).
+    fn stored_doc(p: &Partition, id: &str) -> Option<(Vec<u8>, u64)> {
+        use tantivy::schema::document::Value as _;
+        let searcher = p.reader.searcher();
+        let q = TermQuery::new(
+            Term::from_field_text(p.fields.id, id),
+            IndexRecordOption::Basic,
+        );
+        let top = searcher
+            .search(&q, &TopDocs::with_limit(1).order_by_score())
+            .ok()?;
+        let (_, addr) = top.first()?;
+        let doc = searcher.doc::<TantivyDocument>(*addr).ok()?;
+        let src = doc
+            .get_first(p.fields.source)
+            .and_then(|v| v.as_bytes())?
+            .to_vec();
+        let version = doc
+            .get_first(p.fields.version)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1);
+        Some((src, version))
+    }
+
+    /// Looks an id up in the committed partitions: the partition keys holding it, and
+    /// the newest version seen.
+    fn committed_locations(&self, id: &str) -> (Vec<i64>, u64) {
         let mut out = Vec::new();
+        let mut version = 0;
         for (key, p) in self.partitions.read().iter() {
             let searcher = p.reader.searcher();
             let term = Term::from_field_text(p.fields.id, id);
@@ -240,48 +274,43 @@ impl IndexHandle {
             if let Ok(n) = searcher.search(&q, &tantivy::collector::Count) {
                 if n > 0 {
                     out.push(*key);
-                }
-            }
-        }
-        out
-    }
-
-    /// Realtime get: the newest source of `id`, or None.
-    pub fn get_source(&self, id: &str) -> Option<Vec<u8>> {
-        if let Some(p) = self.pending.lock().by_id.get(id) {
-            return p.source.as_ref().map(|s| s.as_ref().clone());
-        }
-        for p in self.partitions.read().values().rev() {
-            let searcher = p.reader.searcher();
-            let q = TermQuery::new(
-                Term::from_field_text(p.fields.id, id),
-                IndexRecordOption::Basic,
-            );
-            let Ok(top) = searcher.search(&q, &TopDocs::with_limit(1).order_by_score()) else {
-                continue;
-            };
-            if let Some((_, addr)) = top.first() {
-                if let Ok(doc) = searcher.doc::<TantivyDocument>(*addr) {
-                    use tantivy::schema::document::Value as _;
-                    if let Some(b) = doc.get_first(p.fields.source).and_then(|v| v.as_bytes()) {
-                        return Some(b.to_vec());
+                    if let Some((_, v)) = Self::stored_doc(p, id) {
+                        version = version.max(v);
                     }
                 }
             }
         }
-        None
+        (out, version)
     }
 
-    /// Where `id` currently lives (pending write or committed partitions).
-    fn locate(&self, id: &str) -> (bool, Vec<i64>) {
+    /// Realtime get: the newest source of `id` and its version, or None.
+    pub fn get_doc(&self, id: &str) -> Option<(Vec<u8>, u64)> {
+        if let Some(p) = self.pending.lock().by_id.get(id) {
+            return p.source.as_ref().map(|s| (s.as_ref().clone(), p.version));
+        }
+        self.partitions
+            .read()
+            .values()
+            .rev()
+            .find_map(|p| Self::stored_doc(p, id))
+    }
+
+    /// Realtime get of the source alone.
+    pub fn get_source(&self, id: &str) -> Option<Vec<u8>> {
+        self.get_doc(id).map(|(s, _)| s)
+    }
+
+    /// Where `id` currently lives (pending write or committed partitions) and its
+    /// version (the last one, for a deleted id still in the pending set).
+    fn locate(&self, id: &str) -> (bool, Vec<i64>, u64) {
         if let Some(p) = self.pending.lock().by_id.get(id) {
             return match p.source {
-                Some(_) => (true, vec![p.partition]),
-                None => (false, vec![]),
+                Some(_) => (true, vec![p.partition], p.version),
+                None => (false, vec![], p.version),
             };
         }
-        let locs = self.committed_locations(id);
-        (!locs.is_empty(), locs)
+        let (locs, version) = self.committed_locations(id);
+        (!locs.is_empty(), locs, version)
     }
 }
 
@@ -381,6 +410,7 @@ pub struct ItemResult {
     pub result: Option<&'static str>,
     pub error: Option<EsError>,
     pub seq_no: u64,
+    pub version: u64,
 }
 
 impl ItemResult {
@@ -392,7 +422,7 @@ impl ItemResult {
             o.insert("status".into(), self.status.into());
             o.insert("error".into(), e.to_object());
         } else {
-            o.insert("_version".into(), 1.into());
+            o.insert("_version".into(), self.version.max(1).into());
             if let Some(r) = self.result {
                 o.insert("result".into(), r.into());
             }
@@ -861,6 +891,7 @@ impl Store {
                     result: None,
                     error: Some(EsError::internal("item was not processed")),
                     seq_no: 0,
+                    version: 0,
                 })
             })
             .collect()
@@ -894,10 +925,11 @@ impl Store {
             op: WalOp,
             doc: Attachment,
             pending: Option<PendingDoc>,
+            version: u64,
         }
         let mut planned: Vec<Planned> = Vec::new();
         // Ids claimed earlier in this same bulk: id -> (exists, partition).
-        let mut local: HashMap<String, Option<Claimed>> = HashMap::new();
+        let mut local: HashMap<String, Claimed> = HashMap::new();
         for (slot, mut r) in items {
             let action = match r.kind {
                 WriteKind::Index => "index",
@@ -915,6 +947,7 @@ impl Store {
                 result: None,
                 error: Some(e),
                 seq_no: 0,
+                version: 0,
             };
             if id.len() > 512 {
                 out.push((
@@ -929,22 +962,24 @@ impl Store {
             }
             // Current state of the id (only looked up for explicit ids).
             let current: Option<Located> = if explicit.is_some() {
-                if let Some(l) = local.get(&id) {
+                if let Some((l, v)) = local.get(&id) {
                     Some(match l {
-                        Some((p, s)) => (true, vec![*p], Some(s.clone())),
-                        None => (false, vec![], None),
+                        Some((p, s)) => (true, vec![*p], Some(s.clone()), *v),
+                        None => (false, vec![], None, *v),
                     })
                 } else {
-                    let (exists, locs) = h.locate(&id);
-                    Some((exists, locs, None))
+                    let (exists, locs, v) = h.locate(&id);
+                    Some((exists, locs, None, v))
                 }
             } else {
                 None
             };
-            let (exists, locs) = match &current {
-                Some((e, l, _)) => (*e, l.clone()),
-                None => (false, vec![]),
+            let (exists, locs, old_version) = match &current {
+                Some((e, l, _, v)) => (*e, l.clone(), *v),
+                None => (false, vec![], 0),
             };
+            // As in Elasticsearch, every change of an id increments its version.
+            let version = old_version + 1;
             // Build the document for index/create/update.
             let doc_map: Map<String, Value> = match &r.kind {
                 WriteKind::Delete => {
@@ -959,6 +994,7 @@ impl Store {
                                 result: Some("not_found"),
                                 error: None,
                                 seq_no: 0,
+                                version: old_version.max(1),
                             },
                         ));
                         continue;
@@ -978,9 +1014,11 @@ impl Store {
                             seq: 0,
                             partition: 0,
                             source: None,
+                            version,
                         }),
+                        version,
                     });
-                    local.insert(id.clone(), None);
+                    local.insert(id.clone(), (None, version));
                     continue;
                 }
                 WriteKind::Index | WriteKind::Create => match r.source.take() {
@@ -1016,16 +1054,34 @@ impl Store {
                     upsert,
                 } => {
                     let cur_source = match &current {
-                        Some((true, _, Some(s))) => Some(s.as_ref().clone()),
-                        Some((true, _, None)) => h.get_source(&id),
+                        Some((true, _, Some(s), _)) => Some(s.as_ref().clone()),
+                        Some((true, _, None, _)) => h.get_source(&id),
                         _ => None,
                     };
                     match cur_source {
                         Some(bytes) => {
                             let mut base: Map<String, Value> =
                                 serde_json::from_slice(&bytes).unwrap_or_default();
+                            let before = base.clone();
                             if let Some(d) = doc {
                                 merge_docs(&mut base, d);
+                            }
+                            // detect_noop: an update that changes nothing writes nothing.
+                            if base == before {
+                                out.push((
+                                    slot,
+                                    ItemResult {
+                                        action,
+                                        index: h.name.clone(),
+                                        id: id.clone(),
+                                        status: 200,
+                                        result: Some("noop"),
+                                        error: None,
+                                        seq_no: 0,
+                                        version: old_version.max(1),
+                                    },
+                                ));
+                                continue;
                             }
                             base
                         }
@@ -1157,10 +1213,10 @@ impl Store {
             };
             let key = g.key_for(ts);
             let delete_from: Vec<i64> = locs.clone();
-            let tdoc = schema::build_document(&fields, &id, &source, ts, &leaves);
+            let tdoc = schema::build_document(&fields, &id, &source, ts, version, &leaves);
             let src = Arc::new(source);
             let result = if exists { "updated" } else { "created" };
-            local.insert(id.clone(), Some((key, src.clone())));
+            local.insert(id.clone(), (Some((key, src.clone())), version));
             planned.push(Planned {
                 slot,
                 action,
@@ -1170,6 +1226,7 @@ impl Store {
                     index: h.uuid,
                     partition: key,
                     ts,
+                    version,
                     id: id.clone(),
                     source: src.clone(),
                     delete_from,
@@ -1179,7 +1236,9 @@ impl Store {
                     seq: 0,
                     partition: key,
                     source: Some(src),
+                    version,
                 }),
+                version,
             });
         }
         if planned.is_empty() {
@@ -1198,6 +1257,7 @@ impl Store {
                             result: None,
                             error: Some(e.clone()),
                             seq_no: 0,
+                            version: 0,
                         },
                     ));
                 }
@@ -1247,6 +1307,7 @@ impl Store {
                             result: Some(p.result),
                             error: None,
                             seq_no: seq,
+                            version: p.version,
                         },
                     ));
                 }
@@ -1267,6 +1328,7 @@ impl Store {
                             result: None,
                             error: Some(err.clone()),
                             seq_no: 0,
+                            version: 0,
                         },
                     ));
                 }
@@ -1310,13 +1372,14 @@ impl Store {
     }
 }
 
-/// An id written earlier in the same bulk: (partition, source).
-type Claimed = (i64, Arc<Vec<u8>>);
-/// Where an explicit id lives: (exists, partitions, source if known).
-type Located = (bool, Vec<i64>, Option<Arc<Vec<u8>>>);
+/// An id written earlier in the same bulk: (partition and source if it exists, version).
+type Claimed = (Option<(i64, Arc<Vec<u8>>)>, u64);
+/// Where an explicit id lives: (exists, partitions, source if known, version).
+type Located = (bool, Vec<i64>, Option<Arc<Vec<u8>>>, u64);
 
 fn error_item(r: &WriteRequest, index: &str, id: String, e: EsError) -> ItemResult {
     ItemResult {
+        version: 0,
         action: match r.kind {
             WriteKind::Index => "index",
             WriteKind::Create => "create",

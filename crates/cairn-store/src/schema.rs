@@ -34,6 +34,7 @@ pub struct Fields {
     pub id: Field,
     pub source: Field,
     pub ts: Field,
+    pub version: Field,
     pub text: Field,
     pub kw: Field,
 }
@@ -42,6 +43,7 @@ pub fn build_schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let id = b.add_text_field("_id", STRING | STORED);
     let source = b.add_bytes_field("_source", STORED);
+    let version = b.add_u64_field("_version", STORED);
     let ts = b.add_date_field(
         "@ts",
         DateOptions::default()
@@ -70,6 +72,7 @@ pub fn build_schema() -> (Schema, Fields) {
             id,
             source,
             ts,
+            version,
             text,
             kw,
         },
@@ -102,11 +105,13 @@ pub fn build_document(
     id: &str,
     source: &[u8],
     ts_micros: i64,
+    version: u64,
     leaves: &[Leaf],
 ) -> TantivyDocument {
     let mut doc = TantivyDocument::new();
     doc.add_text(f.id, id);
     doc.add_bytes(f.source, source);
+    doc.add_u64(f.version, version);
     doc.add_date(f.ts, DateTime::from_timestamp_micros(ts_micros));
     let mut text: BTreeMap<String, Vec<OwnedValue>> = BTreeMap::new();
     let mut kw: BTreeMap<String, Vec<OwnedValue>> = BTreeMap::new();

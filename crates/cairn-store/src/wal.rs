@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-pub const WAL_FORMAT_VERSION: u32 = 1;
+pub const WAL_FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"CAIRNWAL";
 const HEADER_LEN: usize = 12;
 /// Upper bound of one record, so a corrupt length cannot make us allocate wildly.
@@ -41,6 +41,8 @@ pub enum WalOp {
         index: u128,
         partition: i64,
         ts: i64,
+        /// The document's `_version`.
+        version: u64,
         id: String,
         /// Shared with the not-yet-refreshed set, so a document is not copied again.
         source: std::sync::Arc<Vec<u8>>,
@@ -62,7 +64,7 @@ impl WalOp {
                 source,
                 delete_from,
                 ..
-            } => 16 + 8 + 8 + 2 + id.len() + 2 + 8 * delete_from.len() + 4 + source.len(),
+            } => 16 + 8 + 8 + 8 + 2 + id.len() + 2 + 8 * delete_from.len() + 4 + source.len(),
             WalOp::Delete { id, partitions, .. } => 16 + 2 + id.len() + 2 + 8 * partitions.len(),
         }
     }
@@ -76,6 +78,7 @@ impl WalOp {
                 index,
                 partition,
                 ts,
+                version,
                 id,
                 source,
                 delete_from,
@@ -84,6 +87,7 @@ impl WalOp {
                 out.extend_from_slice(&index.to_le_bytes());
                 out.extend_from_slice(&partition.to_le_bytes());
                 out.extend_from_slice(&ts.to_le_bytes());
+                out.extend_from_slice(&version.to_le_bytes());
                 put_str(out, id);
                 put_keys(out, delete_from);
                 out.extend_from_slice(&(source.len() as u32).to_le_bytes());
@@ -115,6 +119,7 @@ impl WalOp {
                 let index = r.u128()?;
                 let partition = r.i64()?;
                 let ts = r.i64()?;
+                let version = r.u64()?;
                 let id = r.str()?;
                 let delete_from = r.keys()?;
                 let n = r.u32()? as usize;
@@ -123,6 +128,7 @@ impl WalOp {
                     index,
                     partition,
                     ts,
+                    version,
                     id,
                     source,
                     delete_from,
@@ -673,6 +679,7 @@ mod tests {
             index: 7,
             partition: 0,
             ts: i as i64,
+            version: 1,
             id: format!("id{i}"),
             source: Arc::new(format!("{{\"n\":{i}}}").into_bytes()),
             delete_from: vec![],
