@@ -31,7 +31,9 @@ pub(crate) enum Msg {
     DropIndex(u128, tokio::sync::oneshot::Sender<()>),
     /// Close the writer of one partition (retention).
     DropPartition(u128, i64, tokio::sync::oneshot::Sender<()>),
-    Shutdown(tokio::sync::oneshot::Sender<()>),
+    /// Flush and stop; answers the WAL position everything is durable up to, if the
+    /// flush succeeded.
+    Shutdown(tokio::sync::oneshot::Sender<Option<u64>>),
 }
 
 struct OpenWriter {
@@ -106,11 +108,20 @@ impl Indexer {
                     let _ = reply.send(());
                 }
                 Ok(Msg::Shutdown(reply)) => {
-                    if let Err(e) = self.flush() {
-                        tracing::error!(error = %e, "flush at shutdown failed; the WAL keeps the data");
+                    let clean = match self.flush() {
+                        Ok(()) => !self.durability_lost,
+                        Err(e) => {
+                            tracing::error!(error = %e, "flush at shutdown failed; the WAL keeps the data");
+                            false
+                        }
+                    };
+                    // Closing writers makes them durable too (and seals past partitions).
+                    let writers: Vec<OpenWriter> = self.writers.drain().map(|(_, w)| w).collect();
+                    for w in writers {
+                        self.close_writer(w);
                     }
-                    self.writers.clear();
-                    let _ = reply.send(());
+                    let clean = clean && !self.durability_lost;
+                    let _ = reply.send(clean.then_some(self.applied_seq));
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}

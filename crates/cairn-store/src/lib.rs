@@ -679,13 +679,25 @@ impl Store {
     /// Flushes everything and stops the indexer and the WAL.
     pub fn shutdown(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut durable_through = None;
         if self.inner.send(Msg::Shutdown(tx)).is_ok() {
-            let _ = rx.blocking_recv();
+            durable_through = rx.blocking_recv().ok().flatten();
         }
         *self.inner.indexer_tx.lock() = None;
-        *self.inner.wal.lock() = None;
+        let wal = self.inner.wal.lock().take();
+        if let Some(w) = wal {
+            w.close();
+        }
         if let Some(j) = self.inner.indexer_thread.lock().take() {
             let _ = j.join();
+        }
+        // Everything is in durable partition commits: the log has nothing to replay.
+        if let Some(seq) = durable_through {
+            let dir = self.inner.config.data_dir.join("wal");
+            match wal::remove_segments_through(&dir, seq) {
+                Ok(n) => tracing::info!(segments = n, "WAL trimmed at shutdown"),
+                Err(e) => tracing::warn!(error = %e, "could not trim the WAL at shutdown"),
+            }
         }
         // Release the data-dir lock now, not when the last handle goes.
         self.inner.lock.lock().take();

@@ -268,6 +268,7 @@ struct Segment {
 }
 
 struct Shared {
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Closed segments, oldest first.
     closed: Mutex<Vec<Segment>>,
     roll: AtomicBool,
@@ -307,6 +308,20 @@ fn segment_paths(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Deletes the segments whose records are all at or below `seq` (after a clean
+/// shutdown made everything durable).
+pub fn remove_segments_through(dir: &Path, seq: u64) -> io::Result<usize> {
+    let (_, segs) = read_all(dir)?;
+    let mut n = 0;
+    for (_, last, path) in segs {
+        if last <= seq {
+            fs::remove_file(&path)?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Reads every record of the log, in order, without changing anything.
@@ -392,6 +407,7 @@ impl<A: Send + 'static> Wal<A> {
         let max_first = segs.iter().map(|s| s.0).max().unwrap_or(0);
         let next_seq = min_next_seq.max(last_on_disk + 1).max(max_first + 1).max(1);
         let shared = Arc::new(Shared {
+            thread: Mutex::new(None),
             closed: Mutex::new(
                 segs.into_iter()
                     .map(|(first_seq, last_seq, path)| Segment {
@@ -407,7 +423,7 @@ impl<A: Send + 'static> Wal<A> {
         let (tx, rx) = mpsc::sync_channel::<AppendRequest<A>>(64);
         let dir_owned = dir.to_path_buf();
         let shared2 = shared.clone();
-        std::thread::Builder::new()
+        let join = std::thread::Builder::new()
             .name("cairn-wal".into())
             .spawn(move || {
                 let mut w = Writer {
@@ -420,6 +436,7 @@ impl<A: Send + 'static> Wal<A> {
                 };
                 w.run(rx, &mut on_durable);
             })?;
+        *shared.thread.lock() = Some(join);
         Ok((Wal { tx, shared }, Replay { records, next_seq }))
     }
 
@@ -446,6 +463,16 @@ impl<A: Send + 'static> Wal<A> {
             .map_err(|_| io::Error::other("the WAL thread has stopped"))?;
         rx.blocking_recv()
             .map_err(|_| io::Error::other("the WAL thread has stopped"))?
+    }
+
+    /// Stops the log thread once every other handle is gone, and waits for it (the
+    /// last segment is fsynced on the way out).
+    pub fn close(self) {
+        let join = self.shared.thread.lock().take();
+        drop(self);
+        if let Some(j) = join {
+            let _ = j.join();
+        }
     }
 
     /// Asks the log to start a new segment with its next write, so the current one can
