@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Search latency benchmark for Cairn: p50/p99 per query over a loaded index, peak
+server RSS, and ripgrep over the same raw text for the needle, in the same run.
+
+Usage: search_bench.py --server URL --index NAME --raw FILE [--pid PID] [--reps 30]
+Prints a markdown table. Never a test: numbers only.
+"""
+import argparse
+import http.client
+import json
+import shutil
+import statistics
+import subprocess
+import time
+import urllib.parse
+
+
+def rss(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM", "RssAnon"):
+                    out[k] = int(v.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", default="http://127.0.0.1:9200")
+    ap.add_argument("--index", required=True)
+    ap.add_argument("--raw", required=True, help="the raw corpus file (for ripgrep and the needle)")
+    ap.add_argument("--pid", type=int)
+    ap.add_argument("--reps", type=int, default=30)
+    a = ap.parse_args()
+    u = urllib.parse.urlparse(a.server)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+
+    def search(body):
+        data = json.dumps(body)
+        conn.request("POST", f"/{a.index}/_search", body=data, headers={"content-type": "application/json"})
+        r = conn.getresponse()
+        payload = r.read()
+        if r.status != 200:
+            raise SystemExit(f"HTTP {r.status}: {payload[:500]!r} for {data}")
+        return json.loads(payload)
+
+    # A needle: a trace id that occurs once, from the middle of the corpus.
+    with open(a.raw, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(size // 2)
+        f.readline()
+        line = json.loads(f.readline())
+    needle = line["trace.id"]
+    words = [w for w in line["message"].split() if w.isalpha()][:2]
+    phrase = " ".join(words) if len(words) == 2 else line["message"].split()[0]
+
+    queries = [
+        ("needle term (trace.id)", {"query": {"term": {"trace.id": needle}}}),
+        ("phrase (message)", {"query": {"match_phrase": {"message": phrase}}, "size": 10}),
+        ("last 100 matching a term, newest first", {"query": {"term": {"log.level": "error"}}, "sort": [{"@timestamp": "desc"}], "size": 100}),
+        ("24 h date_histogram at 1 m", {"size": 0, "query": {"range": {"@timestamp": {"gte": "now-24h"}}}, "aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1m"}}}}),
+        ("terms top-10 on user.id (high cardinality)", {"size": 0, "aggs": {"t": {"terms": {"field": "user.id", "size": 10}}}}),
+        ("cardinality of user.id", {"size": 0, "aggs": {"c": {"cardinality": {"field": "user.id"}}}}),
+        ("KQL as typed in a UI", {"query": {"kql": {"query": "service.name:checkout-service and log.level:(error or warn) and not http.response.status_code:200"}}, "sort": [{"@timestamp": "desc"}], "size": 50}),
+    ]
+    rows = []
+    peak = {}
+    for name, body in queries:
+        search(body)  # warm-up
+        times = []
+        hits = None
+        for _ in range(a.reps):
+            t = time.perf_counter()
+            res = search(body)
+            times.append((time.perf_counter() - t) * 1000)
+            hits = res["hits"]["total"]["value"] if "total" in res["hits"] else None
+            if a.pid:
+                for k, v in rss(a.pid).items():
+                    peak[k] = max(peak.get(k, 0), v)
+        times.sort()
+        p50 = statistics.median(times)
+        p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+        rows.append((name, p50, p99, hits))
+    rg = shutil.which("rg")
+    rg_ms = None
+    if rg:
+        t = time.perf_counter()
+        subprocess.run([rg, "-c", needle, a.raw], stdout=subprocess.DEVNULL, check=False)
+        rg_ms = (time.perf_counter() - t) * 1000
+    print(f"| query | p50 ms | p99 ms | hits |")
+    print(f"|---|---:|---:|---:|")
+    for name, p50, p99, hits in rows:
+        print(f"| {name} | {p50:.1f} | {p99:.1f} | {hits} |")
+    if rg_ms is not None:
+        print(f"\nripgrep for the same needle over the raw file ({size/1e9:.2f} GB): {rg_ms:.0f} ms "
+              f"-> needle is {rg_ms / rows[0][1]:.0f}x faster in Cairn (p50)")
+    if peak:
+        print(f"\nserver memory during the queries: peak VmRSS {peak.get('VmRSS', 0):.0f} MiB, "
+              f"RssAnon {peak.get('RssAnon', 0):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
