@@ -488,7 +488,7 @@ impl Compiler<'_> {
                             query: query.clone(),
                             operator: *operator,
                             minimum_should_match: minimum_should_match.clone(),
-                            fuzziness: fuzziness.clone(),
+                            fuzziness: *fuzziness,
                             prefix_length: 0,
                             max_expansions: 50,
                             lenient: true,

@@ -1,3 +1,4 @@
+#![allow(clippy::result_large_err)]
 //! Aggregations over a real store: generated documents over three days (three
 //! partitions), every answer computed independently with plain loops.
 
@@ -642,8 +643,7 @@ async fn errors() {
                 max_buckets: 65_536,
             },
         )
-        .err()
-        .expect("error")
+        .expect_err("error")
     };
     let e = err(json!({"a": {"term": {"field": "service"}}}));
     assert_eq!(e.kind, "parsing_exception");
@@ -692,8 +692,7 @@ async fn errors() {
                 max_buckets: 100,
             },
         )
-        .err()
-        .expect("too many");
+        .expect_err("too many");
     assert_eq!(e.kind, "too_many_buckets_exception");
     assert_eq!(e.status, 400);
     assert!(e
@@ -705,8 +704,7 @@ async fn errors() {
             json!({"a": {"terms": {"field": "service", "size": 20}, "aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h", "min_doc_count": 0}}}}}),
             AggContext { now_millis: BASE, max_buckets: 200 },
         )
-        .err()
-        .expect("too many");
+        .expect_err("too many");
     assert_eq!(e.kind, "too_many_buckets_exception");
     // Counts per service at the limit's edge are fine.
     let ok = env.run_with(

@@ -658,15 +658,38 @@ pub async fn delete_ilm(State(s): State<Shared>, Path(name): Path<String>) -> Ap
 
 // ---- resolve, metrics, retention --------------------------------------------
 
-pub async fn resolve_index(State(s): State<Shared>, Path(expr): Path<String>) -> ApiResult {
+pub async fn resolve_index(
+    State(s): State<Shared>,
+    Path(expr): Path<String>,
+    Query(p): Query<Params>,
+) -> ApiResult {
+    let expand_hidden = p
+        .get("expand_wildcards")
+        .is_some_and(|w| w.contains("hidden") || w == "all");
     let hs = s.store.resolve_indices(
         &expr,
         ResolveOptions {
             ignore_unavailable: true,
+            expand_hidden,
             ..Default::default()
         },
     )?;
     let st = s.store.meta();
+    // Backing indices are hidden: wildcards list their data stream, not them.
+    let named: Vec<&str> = expr.split(',').collect();
+    let hs: Vec<_> = hs
+        .into_iter()
+        .filter(|h| {
+            expand_hidden
+                || named.contains(&h.name.as_str())
+                || st
+                    .indexes
+                    .get(&h.name)
+                    .and_then(|im| im.settings.get("index.hidden"))
+                    .and_then(Value::as_str)
+                    != Some("true")
+        })
+        .collect();
     let indices: Vec<Value> = hs
         .iter()
         .map(|h| {

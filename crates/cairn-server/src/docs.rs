@@ -49,7 +49,12 @@ async fn write_one(s: &Shared, req: WriteRequest, p: &Params) -> Result<Response
     if let Some(e) = item.error {
         return Err(ApiError(e));
     }
-    Ok(json_response(item.status, &item.to_json()))
+    // Single-document responses are a bulk item without its `status`.
+    let mut body = item.to_json();
+    if let Value::Object(o) = &mut body {
+        o.remove("status");
+    }
+    Ok(json_response(item.status, &body))
 }
 
 fn op_type(p: &Params) -> Result<WriteKind, ApiError> {
@@ -191,7 +196,12 @@ pub async fn delete_doc(
     if let Some(e) = item.error {
         return Err(ApiError(e));
     }
-    Ok(json_response(item.status, &item.to_json()))
+    // Single-document responses are a bulk item without its `status`.
+    let mut body = item.to_json();
+    if let Value::Object(o) = &mut body {
+        o.remove("status");
+    }
+    Ok(json_response(item.status, &body))
 }
 
 /// Reads never auto-create: the index (or data stream's write index) must exist.

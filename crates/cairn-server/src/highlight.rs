@@ -118,8 +118,7 @@ impl Highlighter {
 
     fn is_hit(&self, token: &str) -> bool {
         let t = token.to_lowercase();
-        self.terms.iter().any(|x| *x == t)
-            || self.prefixes.iter().any(|p| t.starts_with(p.as_str()))
+        self.terms.contains(&t) || self.prefixes.iter().any(|p| t.starts_with(p.as_str()))
     }
 
     fn mark(&self, text: &str) -> Option<Vec<String>> {

@@ -918,7 +918,7 @@ async fn do_msearch(
         .split(|c| *c == b'\n')
         .filter(|l| !l.trim_ascii().is_empty())
         .collect();
-    if lines.len() % 2 != 0 {
+    if !lines.len().is_multiple_of(2) {
         return Err(ApiError(EsError::illegal_argument(
             "The msearch request must be terminated by a newline [\n]",
         )));
@@ -991,6 +991,9 @@ pub async fn msearch_index(
 
 // ---- field caps, validate -----------------------------------------------------
 
+/// For one field: type name -> (searchable, aggregatable, indices having that type).
+type FieldTypes = std::collections::BTreeMap<String, (bool, bool, Vec<String>)>;
+
 async fn do_field_caps(s: Shared, expr: String, p: Params) -> Result<Response, ApiError> {
     use cairn_core::mapping::StorageClass;
     let patterns: Vec<String> = p
@@ -998,10 +1001,7 @@ async fn do_field_caps(s: Shared, expr: String, p: Params) -> Result<Response, A
         .map(|f| f.split(',').map(String::from).collect())
         .unwrap_or_else(|| vec!["*".into()]);
     let indexes = resolve(&s, &expr, &p)?;
-    let mut fields: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<String, (bool, bool, Vec<String>)>,
-    > = Default::default();
+    let mut fields: std::collections::BTreeMap<String, FieldTypes> = Default::default();
     for h in &indexes {
         let m = h.mapping();
         for (path, fm) in &m.fields {

@@ -284,7 +284,10 @@ impl Store {
         } else if !body.is_null() {
             return Err(EsError::parsing("request body must be an object"));
         }
-        let (mut settings, mut mapping, mut aliases) = Self::template_defaults(state, name)?;
+        // A data stream's backing index takes the templates of the stream's name.
+        let template_name = data_stream.as_deref().unwrap_or(name);
+        let (mut settings, mut mapping, mut aliases) =
+            Self::template_defaults(state, template_name)?;
         if let Some(s) = body.get("settings") {
             settings.extend(flatten_settings(s));
         }

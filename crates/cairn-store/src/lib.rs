@@ -206,7 +206,16 @@ impl IndexHandle {
     ) -> Option<TantivyDocument> {
         let doc: Map<String, Value> = serde_json::from_slice(source).ok()?;
         let mut m = (*self.mapping()).clone();
-        let prepared = m.prepare(&doc, id).ok()?;
+        let mut prepared = m.prepare(&doc, id).ok()?;
+        // A document placed by its ingest time had `event.ingested` indexed (= ts).
+        if !doc.contains_key("@timestamp")
+            && !prepared.leaves.iter().any(|l| l.path == "event.ingested")
+        {
+            prepared.leaves.push(cairn_core::mapping::Leaf {
+                path: "event.ingested".into(),
+                value: cairn_core::mapping::LeafValue::Date(ts),
+            });
+        }
         let (_, fields) = schema::build_schema();
         Some(schema::build_document(
             &fields,
@@ -1134,7 +1143,9 @@ impl Store {
                 ));
                 continue;
             }
-            if h.data_stream.is_some() && !matches!(r.kind, WriteKind::Create) {
+            // As in Elasticsearch, an index request with a generated id is a create.
+            if h.data_stream.is_some() && !matches!(r.kind, WriteKind::Create) && explicit.is_some()
+            {
                 out.push((
                     slot,
                     fail(EsError::illegal_argument(
@@ -1157,7 +1168,7 @@ impl Store {
                     ("@timestamp", cairn_core::mapping::LeafValue::Date(t)) => Some(*t),
                     _ => None,
                 });
-            let mut doc_map = doc_map;
+            let doc_map = doc_map;
             let ts = match ts_leaf {
                 Some(t) => t,
                 None if doc_map.contains_key("@timestamp")
@@ -1177,17 +1188,9 @@ impl Store {
                     ));
                     continue;
                 }
-                None => {
-                    // Placed by ingest time, recorded in event.ingested.
-                    let event = doc_map
-                        .entry("event")
-                        .or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(e) = event {
-                        e.entry("ingested")
-                            .or_insert_with(|| Value::String(time::format_millis(now)));
-                    }
-                    now
-                }
+                // Placed by its ingest time, which is indexed as `event.ingested`
+                // (the `_source` stays as sent).
+                None => now,
             };
             if ts < now - max_past || ts > now + max_future {
                 out.push((slot, fail(EsError::illegal_argument(format!(
@@ -1198,8 +1201,7 @@ impl Store {
                 )))));
                 continue;
             }
-            let unchanged =
-                ts_leaf.is_some() && matches!(r.kind, WriteKind::Index | WriteKind::Create);
+            let unchanged = matches!(r.kind, WriteKind::Index | WriteKind::Create);
             let source = match r.raw.as_ref().filter(|_| unchanged) {
                 Some(raw) => Ok(raw.clone()),
                 None => serde_json::to_vec(&doc_map),
@@ -1211,18 +1213,21 @@ impl Store {
                     continue;
                 }
             };
-            // Re-prepare when the map changed (event.ingested was added).
-            let leaves = if ts_leaf.is_none() {
-                match mapping.prepare(&doc_map, &id) {
-                    Ok(p) => p.leaves,
+            let mut leaves = prepared.leaves;
+            if ts_leaf.is_none() && !leaves.iter().any(|l| l.path == "event.ingested") {
+                let mut ingested = Map::new();
+                ingested.insert(
+                    "event".into(),
+                    serde_json::json!({"ingested": time::format_millis(now)}),
+                );
+                match mapping.prepare(&ingested, &id) {
+                    Ok(p) => leaves.extend(p.leaves),
                     Err(e) => {
                         out.push((slot, fail(e)));
                         continue;
                     }
                 }
-            } else {
-                prepared.leaves
-            };
+            }
             let key = g.key_for(ts);
             let delete_from: Vec<i64> = locs.clone();
             let tdoc = schema::build_document(&fields, &id, &source, ts, version, &leaves);

@@ -15,6 +15,7 @@ use cairn_store::partition::Granularity;
 use cairn_store::{Store, StoreConfig};
 use clap::{Args, Parser, Subcommand};
 
+mod import;
 mod query;
 
 // mimalloc returns freed memory to the OS and fragments less than glibc's malloc under
@@ -39,6 +40,8 @@ enum Command {
     Serve(ServeArgs),
     /// Search from the terminal (KQL by default, or Lucene), table or JSON lines out.
     Query(query::QueryArgs),
+    /// Bulk-load files, directories, stdin or s3://bucket/prefix (AWS logs aware).
+    Import(import::ImportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -250,6 +253,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Query(args) => query::run(args),
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,831 @@
+//! `cairn import`: one-shot bulk load of files, directories, stdin and S3 prefixes into
+//! any server that speaks the Elasticsearch `_bulk` API.
+//!
+//! * Objects are read by content: gzip (magic `1f 8b`, every member) or plain. A
+//!   truncated gzip keeps the lines decoded before the damage, reports the object and
+//!   leaves it unfinished.
+//! * The format is `--format`, else what the AWS key layout names, else sniffed from the
+//!   first lines (and the file name).
+//! * Every document gets a deterministic `_id`: CloudTrail's `eventID`, otherwise a hash
+//!   of (object URI, ETag or local content fingerprint, byte offset of the line in the
+//!   decompressed stream). Documents are sent with `create`, so a re-import gets 409s,
+//!   counted as "already present".
+//! * Index: `--index`, else `logs-<event.dataset, dots as dashes>` (`logs-aws-elb`,
+//!   `logs-aws-s3access`, `logs-aws-cloudfront_logs`, ...), else `logs-import`.
+//! * Resume: after every object whose documents are all stored, the state file records
+//!   its URI and version; a rerun skips those, and re-sends unfinished objects whole
+//!   (their stored documents answer 409: nothing is lost or duplicated).
+
+mod bulk;
+mod progress;
+mod source;
+mod state;
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use cairn_formats::aws_key::{self, AwsKeyInfo, AwsLogKind};
+use cairn_formats::{Event, Format, LineOutcome, LineParser, ParseOptions};
+use clap::Args;
+use serde_json::Value;
+
+use bulk::{BulkClient, BulkOutcome, Doc};
+use progress::{Counters, CountingReader};
+use source::ObjectRef;
+use state::State;
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Files, directories (recursive), `-` for stdin, or s3://bucket/prefix.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// Log format (auto, aws-alb, aws-nlb, aws-clb, aws-s3access, aws-cloudfront,
+    /// aws-vpcflow, aws-cloudtrail, aws-waf, nginx-access, json, logfmt, syslog, ...).
+    #[arg(long, default_value = "auto")]
+    pub format: String,
+    /// Target index. Default: logs-<event.dataset with dots as dashes>, else logs-import.
+    #[arg(long)]
+    pub index: Option<String>,
+    /// Server URL.
+    #[arg(long, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:9200")]
+    pub server: String,
+    /// Only records at or after T: relative (7d, 12h, now-7d) or absolute (2024-05-01,
+    /// 2024-05-01T10:00:00Z). AWS keys are pruned by their date path (1 day margin).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only records before T (same forms as --since).
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// S3-compatible endpoint, e.g. http://127.0.0.1:9000 (path-style requests).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint: Option<String>,
+    /// S3 region (default: AWS_REGION, the profile's region, us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Resume state file: objects imported completely (URI + ETag/fingerprint).
+    #[arg(long, default_value = ".cairn-import-state.json")]
+    pub state: PathBuf,
+    /// Neither read nor write a state file.
+    #[arg(long, conflicts_with = "state")]
+    pub no_state: bool,
+    /// Objects downloaded and parsed in parallel.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Documents per _bulk request (at most).
+    #[arg(long, default_value_t = 5000)]
+    pub batch_docs: usize,
+    /// Bytes per _bulk request (about), e.g. 5mb.
+    #[arg(long, default_value = "5mb")]
+    pub batch_size: String,
+    /// Retries of a failing _bulk request (429, 5xx, connection errors), exponential backoff.
+    #[arg(long, default_value_t = 8)]
+    pub retries: u32,
+    /// Import at most N objects (not counting those already finished), then stop.
+    #[arg(long, value_name = "N")]
+    pub max_objects: Option<usize>,
+    /// Copy each raw line into event.original.
+    #[arg(long)]
+    pub keep_original: bool,
+    /// Progress display: auto (a bar on a terminal, log lines otherwise), bar, log, off.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Seconds between progress log lines.
+    #[arg(long, default_value_t = 5)]
+    pub log_interval: u64,
+}
+
+/// Settings every worker reads.
+struct Ctx {
+    format: Format,
+    index: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    keep_original: bool,
+    batch_docs: usize,
+    batch_bytes: usize,
+    bulk: BulkClient,
+    counters: Arc<Counters>,
+    state: Mutex<State>,
+    rt: tokio::runtime::Handle,
+    abort: AtomicBool,
+    /// Objects that failed, with why (for the summary).
+    failures: Mutex<Vec<String>>,
+    reasons: Mutex<Vec<String>>,
+}
+
+fn parse_size(s: &str) -> Result<usize> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n.parse().with_context(|| format!("invalid size [{s}]"))?;
+    let mult = match unit.trim() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1024.0,
+        "mb" | "m" => 1024.0 * 1024.0,
+        u => bail!("invalid size unit [{u}] in [{s}]: use b, kb or mb"),
+    };
+    Ok(((n * mult) as usize).max(1))
+}
+
+/// `7d`, `now-7d`, `now`, or an absolute date/time → epoch microseconds.
+fn parse_time(s: &str, flag: &str) -> Result<i64> {
+    let t = s.trim();
+    let now = cairn_core::time::now_micros();
+    if t == "now" {
+        return Ok(now);
+    }
+    let rel = t.strip_prefix("now-").unwrap_or(t);
+    if let Some(d) = cairn_core::time::parse_duration(rel) {
+        return Ok(now - d);
+    }
+    cairn_core::time::parse_iso(t).ok_or_else(|| {
+        anyhow!(
+            "invalid {flag} [{s}]: use a relative time such as 15m, 2h, 7d (or now-7d), \
+             or an absolute one such as 2024-05-01 or 2024-05-01T10:00:00Z"
+        )
+    })
+}
+
+/// Should this key be skipped for the time window? Key dates are delivery dates or
+/// window stamps: keep a day of margin on each side (AWS-LOGS.md §9).
+fn pruned_by_date(info: &AwsKeyInfo, since: Option<i64>, until: Option<i64>) -> bool {
+    let day_start = match (&info.date, &info.stamp) {
+        (Some(d), _) => {
+            cairn_core::time::parse_iso(&format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+        }
+        (None, Some(s)) => cairn_core::time::parse_iso(s).map(|t| t - t % MICROS_PER_DAY),
+        _ => None,
+    };
+    let Some(start) = day_start else {
+        return false;
+    };
+    let end = start + MICROS_PER_DAY;
+    since.is_some_and(|s| end + MICROS_PER_DAY <= s)
+        || until.is_some_and(|u| start - MICROS_PER_DAY >= u)
+}
+
+fn set_path(ev: &mut Event, path: &str, v: Value, overwrite: bool) {
+    let mut parts = path.split('.').peekable();
+    let mut cur = ev;
+    while let Some(p) = parts.next() {
+        if parts.peek().is_none() {
+            if overwrite || !cur.contains_key(p) {
+                cur.insert(p.to_owned(), v);
+            }
+            return;
+        }
+        let next = cur
+            .entry(p.to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        match next {
+            Value::Object(m) => cur = m,
+            // A scalar where an object is needed (user JSON): leave the record alone.
+            _ => return,
+        }
+    }
+}
+
+fn has_path(ev: &Event, path: &str) -> bool {
+    cairn_formats::get_path(ev, path).is_some() || ev.contains_key(path)
+}
+
+fn set_if_absent(ev: &mut Event, path: &str, v: Option<&String>) {
+    if let Some(v) = v {
+        if !has_path(ev, path) {
+            set_path(ev, path, Value::String(v.clone()), false);
+        }
+    }
+}
+
+/// Index name for an event without `--index`.
+fn default_index(ev: &Event) -> String {
+    let ds = cairn_formats::get_path(ev, "event.dataset").and_then(Value::as_str);
+    match ds {
+        Some(d) if !d.is_empty() => {
+            let name: String = d
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            format!("logs-{name}")
+        }
+        _ => "logs-import".into(),
+    }
+}
+
+/// Result of one object.
+#[derive(Default)]
+struct ObjectResult {
+    out: BulkOutcome,
+    /// Decompression / download error after which the object is unfinished.
+    read_error: Option<String>,
+}
+
+/// Per-object document builder and batcher.
+struct Sink<'a> {
+    ctx: &'a Ctx,
+    obj: &'a ObjectRef,
+    version: String,
+    info: Option<AwsKeyInfo>,
+    batch: Vec<Doc>,
+    batch_bytes: usize,
+    result: ObjectResult,
+}
+
+impl Sink<'_> {
+    fn push(&mut self, mut ev: Event, offset: Option<u64>, sub: usize) -> Result<()> {
+        if self.ctx.since.is_some() || self.ctx.until.is_some() {
+            let ts = cairn_formats::get_path(&ev, "@timestamp")
+                .or_else(|| ev.get("@timestamp"))
+                .and_then(|v| cairn_core::time::parse_value(v, None));
+            if let Some(ts) = ts {
+                if self.ctx.since.is_some_and(|s| ts < s) || self.ctx.until.is_some_and(|u| ts >= u)
+                {
+                    Counters::add(&self.ctx.counters.out_of_range, 1);
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(info) = &self.info {
+            set_if_absent(&mut ev, "cloud.account.id", info.account_id.as_ref());
+            set_if_absent(&mut ev, "cloud.region", info.region.as_ref());
+            if !has_path(&ev, "cloud.provider") {
+                set_path(&mut ev, "cloud.provider", Value::from("aws"), false);
+            }
+            match info.kind {
+                AwsLogKind::Alb | AwsLogKind::Nlb | AwsLogKind::Clb => {
+                    set_if_absent(&mut ev, "aws.elb.name", info.load_balancer.as_ref())
+                }
+                AwsLogKind::CloudFront => set_if_absent(
+                    &mut ev,
+                    "aws.cloudfront.distribution_id",
+                    info.distribution_id.as_ref(),
+                ),
+                AwsLogKind::VpcFlow => set_if_absent(
+                    &mut ev,
+                    "aws.vpcflow.flow_log_id",
+                    info.flow_log_id.as_ref(),
+                ),
+                AwsLogKind::S3Access => {
+                    set_if_absent(&mut ev, "aws.s3access.bucket", info.source_bucket.as_ref())
+                }
+                _ => {}
+            }
+        }
+        set_path(
+            &mut ev,
+            "log.file.path",
+            Value::from(self.obj.uri.clone()),
+            true,
+        );
+        if let Some(off) = offset {
+            set_path(&mut ev, "log.offset", Value::from(off), true);
+        }
+        let ct_id = (self.ctx.format == Format::AwsCloudtrail
+            || self.info.as_ref().is_some_and(|i| {
+                matches!(
+                    i.kind,
+                    AwsLogKind::CloudTrail | AwsLogKind::CloudTrailInsight
+                )
+            }))
+        .then(|| cairn_formats::get_path(&ev, "event.id").and_then(Value::as_str))
+        .flatten()
+        .map(str::to_owned);
+        let id = match ct_id {
+            Some(id) => id,
+            None => {
+                let base = aws_key::document_id(&self.obj.uri, &self.version, offset.unwrap_or(0));
+                if sub == 0 {
+                    base
+                } else {
+                    format!("{base}-{sub}")
+                }
+            }
+        };
+        let index = match &self.ctx.index {
+            Some(i) => i.clone(),
+            None => default_index(&ev),
+        };
+        let doc = Doc {
+            index,
+            id,
+            source: serde_json::to_string(&ev)?,
+        };
+        self.batch_bytes += doc.weight();
+        self.batch.push(doc);
+        if self.batch.len() >= self.ctx.batch_docs || self.batch_bytes >= self.ctx.batch_bytes {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let o = self.ctx.bulk.send(&self.batch)?;
+        let c = &self.ctx.counters;
+        Counters::add(&c.docs_created, o.created);
+        Counters::add(&c.docs_existing, o.existing);
+        Counters::add(&c.docs_rejected, o.rejected);
+        self.result.out.add(&o);
+        self.batch.clear();
+        self.batch_bytes = 0;
+        Ok(())
+    }
+
+    fn line_outcome(&mut self, out: LineOutcome, offset: u64) -> Result<()> {
+        match out {
+            LineOutcome::Event(e) => self.push(e, Some(offset), 0),
+            LineOutcome::Events(v) => {
+                for (i, e) in v.into_iter().enumerate() {
+                    self.push(e, Some(offset), i)?;
+                }
+                Ok(())
+            }
+            LineOutcome::Skipped(_) => Ok(()),
+        }
+    }
+}
+
+/// Reads up to `n` bytes (fewer only at the end of the stream).
+fn read_head(r: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    r.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Longest line kept; the rest of a longer line is dropped (the line still becomes a
+/// document, with what was kept).
+const MAX_LINE: usize = 16 << 20;
+
+/// Reads one line (with its `\n`) into `buf`, keeping at most MAX_LINE bytes. Returns
+/// the bytes consumed from the stream (0 at the end).
+fn read_line_limited(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    buf.clear();
+    let mut consumed = 0;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok(consumed);
+        }
+        let (take, done) = match memchr_nl(avail) {
+            Some(i) => (i + 1, true),
+            None => (avail.len(), false),
+        };
+        let room = MAX_LINE.saturating_sub(buf.len());
+        buf.extend_from_slice(&avail[..take.min(room)]);
+        r.consume(take);
+        consumed += take;
+        if done {
+            return Ok(consumed);
+        }
+    }
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+fn process(ctx: &Ctx, obj: &ObjectRef) -> Result<ObjectResult> {
+    let raw = source::open(obj, &ctx.rt)?;
+    let mut raw: Box<dyn Read + Send> = Box::new(CountingReader {
+        inner: raw,
+        counters: ctx.counters.clone(),
+    });
+    // Compression by content, not by name.
+    let magic = read_head(&mut raw, 2).context("cannot read")?;
+    let gz = magic.starts_with(&[0x1f, 0x8b]);
+    let chained = std::io::Cursor::new(magic).chain(raw);
+    let mut body: Box<dyn Read + Send> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(chained))
+    } else {
+        Box::new(chained)
+    };
+    let decode_err = |e: std::io::Error| {
+        if gz {
+            format!("gzip data is damaged or truncated: {e}")
+        } else {
+            format!("read error: {e}")
+        }
+    };
+    // The version: ETag / fingerprint, or (stdin) a fingerprint of the first bytes.
+    let mut head = Vec::new();
+    let version = match &obj.version {
+        Some(v) => v.clone(),
+        None => {
+            head = read_head(&mut body, 64 * 1024).map_err(|e| anyhow!(decode_err(e)))?;
+            format!(
+                "stdin-{}",
+                aws_key::content_fingerprint(&head, head.len() as u64)
+            )
+        }
+    };
+    let info = aws_key::parse_key(&obj.key);
+    let mut format = ctx.format;
+    if format == Format::Auto {
+        if let Some(f) = info.as_ref().and_then(|i| i.kind.format()) {
+            format = f;
+        }
+    }
+    if format == Format::Auto {
+        let more = read_head(&mut body, (64 * 1024usize).saturating_sub(head.len()))
+            .map_err(|e| anyhow!(decode_err(e)))?;
+        head.extend_from_slice(&more);
+        let lines: Vec<&[u8]> = head.split(|&b| b == b'\n').take(16).collect();
+        format = cairn_formats::sniff(Some(obj.file_name()), &lines);
+    }
+    let mut reader = BufReader::with_capacity(
+        256 * 1024,
+        std::io::Cursor::new(std::mem::take(&mut head)).chain(body),
+    );
+    let mut sink = Sink {
+        ctx,
+        obj,
+        version,
+        info,
+        batch: Vec::new(),
+        batch_bytes: 0,
+        result: ObjectResult::default(),
+    };
+    let opts = ParseOptions {
+        keep_original: ctx.keep_original,
+        reference_time: Some(cairn_core::time::now_micros() / 1_000_000),
+        ..Default::default()
+    };
+    let c = &ctx.counters;
+    if format == Format::AwsCloudtrail {
+        // One JSON document per object (or JSON lines): parse it whole.
+        let mut all = Vec::new();
+        if let Err(e) = reader.read_to_end(&mut all) {
+            sink.result.read_error = Some(decode_err(e));
+            return Ok(sink.result);
+        }
+        match cairn_formats::parse_document_with(format, &all, &opts) {
+            Ok(events) => {
+                Counters::add(&c.lines, all.split(|&b| b == b'\n').count() as u64);
+                for (i, e) in events.into_iter().enumerate() {
+                    if cairn_formats::is_failure(&e) {
+                        Counters::add(&c.parse_failures, 1);
+                    }
+                    sink.push(e, None, i)?;
+                }
+            }
+            Err(e) if all.trim_ascii().is_empty() => {
+                let _ = e;
+            }
+            Err(e) => {
+                Counters::add(&c.parse_failures, 1);
+                let text = String::from_utf8_lossy(&all).into_owned();
+                let ev = cairn_formats::failure_event(&text, &e.to_string(), format);
+                sink.push(ev, Some(0), 0)?;
+            }
+        }
+        sink.flush()?;
+        return Ok(sink.result);
+    }
+    let mut parser = LineParser::new(format, opts);
+    let mut line = Vec::new();
+    let mut offset: u64 = 0;
+    loop {
+        match read_line_limited(&mut reader, &mut line) {
+            Ok(0) => break,
+            Ok(n) => {
+                let out = parser.parse_line(&line);
+                sink.line_outcome(out, offset)?;
+                offset += n as u64;
+            }
+            Err(e) => {
+                // Lines before the damage are kept; the partial last line is not.
+                sink.result.read_error = Some(decode_err(e));
+                break;
+            }
+        }
+    }
+    for (i, e) in parser.finish().into_iter().enumerate() {
+        sink.push(e, Some(offset), i + 1)?;
+    }
+    let st = parser.stats();
+    Counters::add(&c.lines, st.parsed + st.failed + st.skipped);
+    Counters::add(&c.skipped_lines, st.skipped);
+    Counters::add(&c.parse_failures, st.failed);
+    sink.flush()?;
+    Ok(sink.result)
+}
+
+fn worker(ctx: &Ctx, queue: &Mutex<VecDeque<ObjectRef>>) {
+    loop {
+        if ctx.abort.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(obj) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+            return;
+        };
+        let c = &ctx.counters;
+        match process(ctx, &obj) {
+            Ok(r) => {
+                for reason in &r.out.reasons {
+                    if let Ok(mut v) = ctx.reasons.lock() {
+                        if v.len() < bulk::MAX_REASONS {
+                            v.push(reason.clone());
+                        }
+                    }
+                }
+                if let Some(err) = r.read_error {
+                    Counters::add(&c.objects_failed, 1);
+                    push_failure(ctx, format!("{}: {err} (not marked finished)", obj.uri));
+                } else if r.out.rejected > 0 {
+                    Counters::add(&c.objects_failed, 1);
+                    push_failure(
+                        ctx,
+                        format!(
+                            "{}: {} documents rejected (not marked finished)",
+                            obj.uri, r.out.rejected
+                        ),
+                    );
+                } else {
+                    Counters::add(&c.objects_done, 1);
+                    if obj.uri != "-" {
+                        if let (Some(v), Ok(mut st)) = (&obj.version, ctx.state.lock()) {
+                            if let Err(e) = st.finish(&obj.uri, v, r.out.created + r.out.existing) {
+                                push_failure(ctx, format!("{e:#}"));
+                                ctx.abort.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                Counters::add(&c.objects_failed, 1);
+                push_failure(ctx, format!("{}: {e:#}", obj.uri));
+                // The server is unreachable or refuses everything: stop taking objects.
+                if e.to_string().contains("giving up")
+                    || e.to_string().contains("refused the _bulk")
+                {
+                    ctx.abort.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+fn push_failure(ctx: &Ctx, s: String) {
+    eprintln!("cairn import: {s}");
+    if let Ok(mut v) = ctx.failures.lock() {
+        v.push(s);
+    }
+}
+
+pub fn run(a: ImportArgs) -> Result<()> {
+    let format: Format = a
+        .format
+        .parse()
+        .map_err(|e: cairn_formats::FormatError| anyhow!("invalid --format: {e}"))?;
+    let mode = progress::Mode::parse(&a.progress).ok_or_else(|| {
+        anyhow!(
+            "invalid --progress [{}]: use auto, bar, log or off",
+            a.progress
+        )
+    })?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| parse_time(s, "--since"))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| parse_time(s, "--until"))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if s >= u {
+            bail!("--since must be before --until");
+        }
+    }
+    let batch_bytes = parse_size(&a.batch_size)?;
+    let state = if a.no_state {
+        State::disabled()
+    } else {
+        State::load(&a.state)?
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    let s3 = source::S3Options {
+        endpoint: a.endpoint.clone(),
+        region: a.region.clone(),
+    };
+    let listed = source::list(&a.sources, &s3, rt.handle())?;
+    let state_abs = std::fs::canonicalize(&a.state).ok();
+    let total_listed = listed.len();
+    let (mut already, mut pruned, mut control) = (0usize, 0usize, 0usize);
+    let mut work = VecDeque::new();
+    for obj in listed {
+        if let Some(p) = &state_abs {
+            if std::path::Path::new(&obj.uri) == p.as_path() {
+                continue;
+            }
+        }
+        if let Some(info) = aws_key::parse_key(&obj.key) {
+            if info.kind.format().is_none() && format == Format::Auto {
+                control += 1; // ELB test file, CloudTrail digests
+                continue;
+            }
+            if pruned_by_date(&info, since, until) {
+                pruned += 1;
+                continue;
+            }
+        }
+        if let Some(v) = &obj.version {
+            if state.is_finished(&obj.uri, v) {
+                already += 1;
+                continue;
+            }
+        }
+        work.push_back(obj);
+    }
+    if let Some(n) = a.max_objects {
+        work.truncate(n);
+    }
+    let total_bytes: Option<u64> = work.iter().map(|o| o.size).sum();
+    let n_work = work.len();
+    eprintln!(
+        "cairn import: {total_listed} objects listed, {n_work} to import, {already} already imported, {pruned} pruned by their key date, {control} control objects skipped"
+    );
+    let counters = Arc::new(Counters::default());
+    let ctx = Ctx {
+        format,
+        index: a.index.clone(),
+        since,
+        until,
+        keep_original: a.keep_original,
+        batch_docs: a.batch_docs.max(1),
+        batch_bytes,
+        bulk: BulkClient::new(&a.server, a.retries)?,
+        counters: counters.clone(),
+        state: Mutex::new(state),
+        rt: rt.handle().clone(),
+        abort: AtomicBool::new(false),
+        failures: Mutex::new(Vec::new()),
+        reasons: Mutex::new(Vec::new()),
+    };
+    let started = Instant::now();
+    {
+        let _reporter = progress::Reporter::start(
+            mode,
+            counters.clone(),
+            total_bytes,
+            n_work as u64,
+            Duration::from_secs(a.log_interval.max(1)),
+        );
+        let queue = Mutex::new(work);
+        let workers = a.workers.clamp(1, 64).min(n_work.max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| worker(&ctx, &queue));
+            }
+        });
+    }
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let g = Counters::get;
+    let c = &counters;
+    let mb = g(&c.bytes) as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "cairn import: {} objects imported, {} failed; {} lines, {} docs ({} new, {} already present), {} skipped control lines, {} parse failures, {} rejected, {} outside the time range; {:.1} MB in {:.1}s ({:.2} MB/s)",
+        g(&c.objects_done),
+        g(&c.objects_failed),
+        g(&c.lines),
+        c.docs(),
+        g(&c.docs_created),
+        g(&c.docs_existing),
+        g(&c.skipped_lines),
+        g(&c.parse_failures),
+        g(&c.docs_rejected),
+        g(&c.out_of_range),
+        mb,
+        secs,
+        mb / secs,
+    );
+    let reasons = ctx.reasons.lock().map(|v| v.clone()).unwrap_or_default();
+    for r in &reasons {
+        eprintln!("cairn import: rejected: {r}");
+    }
+    let failed = g(&c.objects_failed);
+    let rejected = g(&c.docs_rejected);
+    if failed > 0 || rejected > 0 || ctx.abort.load(Ordering::Relaxed) {
+        bail!(
+            "{failed} objects not imported completely, {rejected} documents rejected; rerun to retry the unfinished objects"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names() {
+        let mut ev = Event::new();
+        assert_eq!(default_index(&ev), "logs-import");
+        set_path(
+            &mut ev,
+            "event.dataset",
+            Value::from("aws.cloudfront_logs"),
+            true,
+        );
+        assert_eq!(default_index(&ev), "logs-aws-cloudfront_logs");
+    }
+
+    #[test]
+    fn set_if_absent_keeps_record_values() {
+        let mut ev = Event::new();
+        set_path(&mut ev, "cloud.region", Value::from("eu-west-1"), true);
+        set_if_absent(&mut ev, "cloud.region", Some(&"us-east-1".to_string()));
+        set_if_absent(&mut ev, "cloud.account.id", Some(&"123".to_string()));
+        assert_eq!(
+            cairn_formats::get_path(&ev, "cloud.region"),
+            Some(&Value::from("eu-west-1"))
+        );
+        assert_eq!(
+            cairn_formats::get_path(&ev, "cloud.account.id"),
+            Some(&Value::from("123"))
+        );
+    }
+
+    #[test]
+    fn date_pruning_has_a_day_of_margin() {
+        let info = aws_key::parse_key(
+            "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2022/12/06/123456789012_elasticloadbalancing_us-east-1_app.lb.f1_20221206T1745Z_10.0.0.1_abc.log.gz",
+        )
+        .unwrap();
+        let t = |s: &str| cairn_core::time::parse_iso(s).unwrap();
+        assert!(!pruned_by_date(
+            &info,
+            Some(t("2022-12-07T12:00:00Z")),
+            None
+        ));
+        assert!(pruned_by_date(&info, Some(t("2022-12-08T00:00:00Z")), None));
+        assert!(!pruned_by_date(
+            &info,
+            None,
+            Some(t("2022-12-05T12:00:00Z"))
+        ));
+        assert!(pruned_by_date(&info, None, Some(t("2022-12-05T00:00:00Z"))));
+    }
+
+    #[test]
+    fn truncated_gzip_is_an_error_not_a_panic() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        for i in 0..2000 {
+            writeln!(enc, "line {i} with some text to make it long enough").unwrap();
+        }
+        let gz = enc.finish().unwrap();
+        let cut = &gz[..gz.len() / 2];
+        let mut r = BufReader::new(flate2::read::MultiGzDecoder::new(cut));
+        let mut line = Vec::new();
+        let mut n = 0;
+        let err = loop {
+            match read_line_limited(&mut r, &mut line) {
+                Ok(0) => break None,
+                Ok(_) => n += 1,
+                Err(e) => break Some(e),
+            }
+        };
+        assert!(err.is_some());
+        assert!(n > 0);
+    }
+
+    #[test]
+    fn times() {
+        assert!(parse_time("7d", "--since").is_ok());
+        assert!(parse_time("now-7d", "--since").is_ok());
+        assert_eq!(
+            parse_time("2024-05-01", "--since").unwrap(),
+            cairn_core::time::parse_iso("2024-05-01T00:00:00Z").unwrap()
+        );
+        assert!(parse_time("yesterday", "--since").is_err());
+    }
+}
