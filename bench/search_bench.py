@@ -56,12 +56,14 @@ def main():
         f.readline()
         line = json.loads(f.readline())
     needle = line["trace.id"]
-    words = [w for w in line["message"].split() if w.isalpha()][:2]
-    phrase = " ".join(words) if len(words) == 2 else line["message"].split()[0]
+    # Two adjacent alphabetic words of the message, so the phrase matches.
+    toks = line["message"].split()
+    pairs = [(a, b) for a, b in zip(toks, toks[1:]) if a.isalpha() and b.isalpha()]
+    phrase = " ".join(pairs[0]) if pairs else toks[0]
 
     queries = [
         ("needle term (trace.id)", {"query": {"term": {"trace.id": needle}}}),
-        ("phrase (message)", {"query": {"match_phrase": {"message": phrase}}, "size": 10}),
+        (f"phrase (message: \"{phrase}\")", {"query": {"match_phrase": {"message": phrase}}, "size": 10}),
         ("last 100 matching a term, newest first", {"query": {"term": {"log.level": "error"}}, "sort": [{"@timestamp": "desc"}], "size": 100}),
         ("24 h date_histogram at 1 m", {"size": 0, "query": {"range": {"@timestamp": {"gte": "now-24h"}}}, "aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1m"}}}}),
         ("terms top-10 on user.id (high cardinality)", {"size": 0, "aggs": {"t": {"terms": {"field": "user.id", "size": 10}}}}),

@@ -393,15 +393,24 @@ pub async fn head_index_template(State(s): State<Shared>, Path(name): Path<Strin
     .into_response()
 }
 
-pub async fn delete_index_template(State(s): State<Shared>, Path(name): Path<String>) -> ApiResult {
+/// Removes a stored template (of the map `pick` selects) or answers `missing`.
+fn remove_template(
+    s: &Shared,
+    name: &str,
+    pick: fn(&mut cairn_store::meta::MetaState) -> &mut std::collections::BTreeMap<String, Value>,
+    missing: EsError,
+) -> ApiResult {
     let mut st = s.store.meta();
-    if st.index_templates.remove(&name).is_none() {
-        return Err(ApiError(EsError::resource_not_found(format!(
-            "index_template [{name}] missing"
-        ))));
+    if pick(&mut st).remove(name).is_none() {
+        return Err(ApiError(missing));
     }
     s.store.save_meta(&st)?;
     ack()
+}
+
+pub async fn delete_index_template(State(s): State<Shared>, Path(name): Path<String>) -> ApiResult {
+    let missing = EsError::resource_not_found(format!("index_template [{name}] missing"));
+    remove_template(&s, &name, |st| &mut st.index_templates, missing)
 }
 
 pub async fn put_component_template(
@@ -448,14 +457,8 @@ pub async fn delete_component_template(
     State(s): State<Shared>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    let mut st = s.store.meta();
-    if st.component_templates.remove(&name).is_none() {
-        return Err(ApiError(EsError::resource_not_found(format!(
-            "component_template [{name}] missing"
-        ))));
-    }
-    s.store.save_meta(&st)?;
-    ack()
+    let missing = EsError::resource_not_found(format!("component_template [{name}] missing"));
+    remove_template(&s, &name, |st| &mut st.component_templates, missing)
 }
 
 pub async fn put_legacy_template(
@@ -517,16 +520,12 @@ pub async fn delete_legacy_template(
     State(s): State<Shared>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    let mut st = s.store.meta();
-    if st.legacy_templates.remove(&name).is_none() {
-        return Err(ApiError(EsError::new(
-            404,
-            "index_template_missing_exception",
-            format!("index_template [{name}] missing"),
-        )));
-    }
-    s.store.save_meta(&st)?;
-    ack()
+    let missing = EsError::new(
+        404,
+        "index_template_missing_exception",
+        format!("index_template [{name}] missing"),
+    );
+    remove_template(&s, &name, |st| &mut st.legacy_templates, missing)
 }
 
 // ---- data streams ----------------------------------------------------------

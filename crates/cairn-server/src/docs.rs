@@ -67,27 +67,35 @@ fn op_type(p: &Params) -> Result<WriteKind, ApiError> {
     }
 }
 
+/// Index or create one document sent as the request body.
+async fn write_body(
+    s: &Shared,
+    index: String,
+    id: Option<String>,
+    kind: WriteKind,
+    p: &Params,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let b = body_bytes(body)?;
+    let src = doc_source(&b)?;
+    let req = WriteRequest {
+        kind,
+        index,
+        id,
+        source: Some(Ok(src)),
+        raw: Some(b.to_vec()),
+    };
+    write_one(s, req, p).await
+}
+
 pub async fn index_auto_id(
     State(s): State<Shared>,
     Path(index): Path<String>,
     Query(p): Query<Params>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let b = body_bytes(body)?;
-    let src = doc_source(&b)?;
     let kind = op_type(&p)?;
-    write_one(
-        &s,
-        WriteRequest {
-            kind,
-            index,
-            id: None,
-            source: Some(Ok(src)),
-            raw: Some(b.to_vec()),
-        },
-        &p,
-    )
-    .await
+    write_body(&s, index, None, kind, &p, body).await
 }
 
 pub async fn index_with_id(
@@ -96,21 +104,8 @@ pub async fn index_with_id(
     Query(p): Query<Params>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let b = body_bytes(body)?;
-    let src = doc_source(&b)?;
     let kind = op_type(&p)?;
-    write_one(
-        &s,
-        WriteRequest {
-            kind,
-            index,
-            id: Some(id),
-            source: Some(Ok(src)),
-            raw: Some(b.to_vec()),
-        },
-        &p,
-    )
-    .await
+    write_body(&s, index, Some(id), kind, &p, body).await
 }
 
 pub async fn create_with_id(
@@ -119,20 +114,7 @@ pub async fn create_with_id(
     Query(p): Query<Params>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let b = body_bytes(body)?;
-    let src = doc_source(&b)?;
-    write_one(
-        &s,
-        WriteRequest {
-            kind: WriteKind::Create,
-            index,
-            id: Some(id),
-            source: Some(Ok(src)),
-            raw: Some(b.to_vec()),
-        },
-        &p,
-    )
-    .await
+    write_body(&s, index, Some(id), WriteKind::Create, &p, body).await
 }
 
 pub async fn update_doc(

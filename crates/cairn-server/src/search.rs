@@ -532,14 +532,11 @@ pub(crate) fn run_search(
 ) -> Result<(Value, cairn_search::SearchResult), EsError> {
     let res = cairn_search::search_snapshot(snap, &ps.req)?;
     let n = snap.index_names().len();
-    let mut body = json!({
-        "took": started.elapsed().as_millis() as u64,
-        "timed_out": false,
-        "_shards": shards(n),
-    });
+    let mut body = json!({"took": 0, "timed_out": false, "_shards": shards(n)});
     if let Some(aggs) = &ps.aggs {
         body["aggregations"] = crate::aggs::run(snap, &ps.req, aggs)?;
     }
+    body["took"] = json!(started.elapsed().as_millis() as u64);
     let copy = res.clone();
     body["hits"] = render_hits(res, ps, with_tiebreak);
     Ok((body, copy))

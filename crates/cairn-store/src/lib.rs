@@ -628,7 +628,7 @@ impl Store {
             indexer_thread: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
         });
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(1);
         *inner.indexer_tx.lock() = Some(tx.clone());
         let indexer = Indexer::new(inner.clone());
         let join = std::thread::Builder::new()

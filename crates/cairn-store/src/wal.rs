@@ -31,7 +31,7 @@ const HEADER_LEN: usize = 12;
 /// Upper bound of one record, so a corrupt length cannot make us allocate wildly.
 pub const MAX_RECORD_BYTES: usize = 512 * 1024 * 1024;
 /// Upper bound of one group commit, in encoded bytes.
-const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// One logged operation. `index` is the index uuid; partitions are named by their
 /// start time (microseconds).

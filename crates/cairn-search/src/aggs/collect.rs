@@ -481,6 +481,29 @@ impl Source {
         })
     }
 
+    /// Resolves many ordinals at once, streaming through the dictionary in order
+    /// (one block decompression per block, instead of one per ordinal).
+    fn ords_to_strs(
+        &self,
+        ords: &mut [u64],
+        mut cb: impl FnMut(u64, &[u8]),
+    ) -> Result<(), EsError> {
+        let Some(c) = self.str_col() else {
+            return Ok(());
+        };
+        ords.sort_unstable();
+        let mut i = 0;
+        c.dictionary()
+            .sorted_ords_to_term_cb(ords, |bytes| {
+                if let Some(o) = ords.get(i) {
+                    cb(*o, bytes);
+                }
+                i += 1;
+            })
+            .map_err(|e| EsError::internal(format!("reading a terms dictionary: {e}")))?;
+        Ok(())
+    }
+
     fn ord_str(&self, ord: u64) -> Result<String, EsError> {
         let mut s = String::new();
         if let Some(c) = self.str_col() {
@@ -615,7 +638,9 @@ fn collect(
                 }
             }
             kbuf.clear();
-            let mut keys: Vec<i64> = Vec::with_capacity(nbuf.len());
+            // Most documents have one value: no allocation on that path.
+            let mut single: Option<i64> = None;
+            let mut keys: Vec<i64> = Vec::new();
             for &v in nbuf.iter() {
                 if let Some((lo, hi)) = prep.hard {
                     if lo.is_some_and(|l| v < l) || hi.is_some_and(|h| v > h) {
@@ -627,15 +652,36 @@ fn collect(
                     (_, Some(r)) => r.round(v as i64),
                     _ => continue,
                 };
-                keys.push(k);
-            }
-            keys.sort_unstable();
-            keys.dedup();
-            for k in keys {
-                if !map.contains_key(&k) && map.len() >= ctx.max_buckets {
-                    return Err(too_many(ctx.max_buckets, map.len() + 1));
+                match single {
+                    None if keys.is_empty() => single = Some(k),
+                    Some(s0) if s0 == k => {}
+                    _ => {
+                        keys.extend(single.take());
+                        keys.push(k);
+                    }
                 }
-                let b = map.entry(k).or_insert_with(|| Bucket::new(&node.subs));
+            }
+            if !keys.is_empty() {
+                keys.extend(single.take());
+                keys.sort_unstable();
+                keys.dedup();
+            }
+            let ks: &[i64] = if keys.is_empty() {
+                single.as_slice()
+            } else {
+                &keys
+            };
+            for &k in ks {
+                // One map lookup on the common path (the bucket exists).
+                let b = match map.get_mut(&k) {
+                    Some(b) => b,
+                    None => {
+                        if map.len() >= ctx.max_buckets {
+                            return Err(too_many(ctx.max_buckets, map.len() + 1));
+                        }
+                        map.entry(k).or_insert_with(|| Bucket::new(&node.subs))
+                    }
+                };
                 collect_bucket(subs, b, doc, ctx)?;
             }
         }
@@ -899,10 +945,23 @@ fn harvest(segs: &[Seg<'_>], parts: &mut [Partial], h: &HarvestCtx<'_>) -> Resul
         match (&seg.node.kind, part) {
             (Kind::Terms(t), Partial::Terms(tp)) => {
                 let old = std::mem::take(&mut tp.buckets);
+                let mut ords: Vec<u64> = old
+                    .keys()
+                    .filter_map(|k| match k {
+                        Key::Ord(o) => Some(*o),
+                        _ => None,
+                    })
+                    .collect();
+                let mut names: HashMap<u64, String> = HashMap::with_capacity(ords.len());
+                if let Some(s) = &seg.src {
+                    s.ords_to_strs(&mut ords, |o, b| {
+                        names.insert(o, String::from_utf8_lossy(b).into_owned());
+                    })?;
+                }
                 for (k, mut b) in old {
                     let k = match k {
-                        Key::Ord(o) => match &seg.src {
-                            Some(s) => Key::Str(s.ord_str(o)?),
+                        Key::Ord(o) => match names.remove(&o) {
+                            Some(s) => Key::Str(s),
                             None => continue,
                         },
                         other => other,
@@ -947,12 +1006,10 @@ fn harvest(segs: &[Seg<'_>], parts: &mut [Partial], h: &HarvestCtx<'_>) -> Resul
                 }
             }
             (_, Partial::Card(cp)) => {
-                let ords = std::mem::take(&mut cp.ords);
+                let mut ords: Vec<u64> = std::mem::take(&mut cp.ords).into_iter().collect();
                 if let Some(s) = &seg.src {
-                    for o in ords {
-                        let st = s.ord_str(o)?;
-                        cp.sketch.add_hash(hash_bytes(st.as_bytes()));
-                    }
+                    let sketch = &mut cp.sketch;
+                    s.ords_to_strs(&mut ords, |_, b| sketch.add_hash(hash_bytes(b)))?;
                 }
             }
             (Kind::TopHits(t), Partial::Top(tp)) => {
