@@ -366,18 +366,27 @@ fn matching<'a>(
         .collect()
 }
 
-pub async fn get_index_templates(State(s): State<Shared>, Path(name): Path<String>) -> ApiResult {
-    let st = s.store.meta();
-    let found: Vec<Value> = matching(&st.index_templates, &name)
+/// `GET` of composable or component templates: `{"<kind>s":[{"name","<kind>"}]}`.
+fn list_templates(
+    map: &std::collections::BTreeMap<String, Value>,
+    name: &str,
+    kind: &str,
+) -> ApiResult {
+    let found: Vec<Value> = matching(map, name)
         .into_iter()
-        .map(|(n, t)| json!({"name": n, "index_template": t}))
+        .map(|(n, t)| json!({"name": n, kind: t}))
         .collect();
     if found.is_empty() && !name.contains('*') {
+        let what = kind.replace('_', " ");
         return Err(ApiError(EsError::resource_not_found(format!(
-            "index template matching [{name}] not found"
+            "{what} matching [{name}] not found"
         ))));
     }
-    ok(json!({"index_templates": found}))
+    ok(json!({ format!("{kind}s"): found }))
+}
+
+pub async fn get_index_templates(State(s): State<Shared>, Path(name): Path<String>) -> ApiResult {
+    list_templates(&s.store.meta().index_templates, &name, "index_template")
 }
 
 pub async fn get_index_templates_all(State(s): State<Shared>) -> ApiResult {
@@ -436,17 +445,11 @@ pub async fn get_component_templates(
     State(s): State<Shared>,
     Path(name): Path<String>,
 ) -> ApiResult {
-    let st = s.store.meta();
-    let found: Vec<Value> = matching(&st.component_templates, &name)
-        .into_iter()
-        .map(|(n, t)| json!({"name": n, "component_template": t}))
-        .collect();
-    if found.is_empty() && !name.contains('*') {
-        return Err(ApiError(EsError::resource_not_found(format!(
-            "component template matching [{name}] not found"
-        ))));
-    }
-    ok(json!({"component_templates": found}))
+    list_templates(
+        &s.store.meta().component_templates,
+        &name,
+        "component_template",
+    )
 }
 
 pub async fn get_component_templates_all(State(s): State<Shared>) -> ApiResult {
