@@ -265,6 +265,8 @@ const SEARCH_KEYS: &[&str] = &[
 /// A parsed search body plus the options that shape the response.
 pub struct ParsedSearch {
     pub req: SearchRequest,
+    /// `format` of a date sort: sort values are then strings in that format.
+    pub sort_format: Option<String>,
     pub source_spec: Option<Value>,
     pub highlight: Option<Value>,
     pub fields: Vec<String>,
@@ -398,7 +400,9 @@ pub(crate) fn parse_search(body: &Option<Value>, p: &Params) -> Result<ParsedSea
             }
         }
     }
+    let sort_format = sort_format(body.as_ref().and_then(|b| b.get("sort")));
     Ok(ParsedSearch {
+        sort_format,
         req: SearchRequest {
             query,
             post_filter,
@@ -419,6 +423,32 @@ pub(crate) fn parse_search(body: &Option<Value>, p: &Params) -> Result<ParsedSea
             .and_then(|b| b.get("aggs").or_else(|| b.get("aggregations")))
             .cloned(),
     })
+}
+
+/// The `format` of the first sort clause, as Kibana sends it
+/// (`{"@timestamp": {"order": "desc", "format": "strict_date_optional_time"}}`).
+fn sort_format(v: Option<&Value>) -> Option<String> {
+    let first = match v? {
+        Value::Array(a) => a.first()?,
+        other => other,
+    };
+    first
+        .as_object()?
+        .values()
+        .next()?
+        .get("format")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Renders a date sort value (epoch millis) in a `format`: the epoch formats as
+/// numbers in a string, every other format as ISO 8601 with milliseconds.
+fn format_sort_date(ms: i64, format: &str) -> Value {
+    match format.split("||").next().unwrap_or(format) {
+        "epoch_millis" => Value::String(ms.to_string()),
+        "epoch_second" => Value::String(ms.div_euclid(1000).to_string()),
+        _ => Value::String(cairn_core::time::format_millis(ms.saturating_mul(1000))),
+    }
 }
 
 /// Values of `fields` requested, read from `_source` (dotted keys and nested objects).
@@ -495,7 +525,15 @@ pub(crate) fn render_hits(
                 o.insert("_source".into(), src);
             }
             if ps.req.sort.field != "_score" || with_tiebreak {
-                let mut sort = vec![h.sort_value.clone()];
+                let value = match (&ps.sort_format, h.sort_value.as_i64()) {
+                    (Some(f), Some(ms))
+                        if ps.req.sort.field != "_score" && ps.req.sort.field != "_doc" =>
+                    {
+                        format_sort_date(ms, f)
+                    }
+                    _ => h.sort_value.clone(),
+                };
+                let mut sort = vec![value];
                 if with_tiebreak {
                     sort.push(json!(h.tiebreak));
                 }
