@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::http::{
     body_bytes, json_body, json_response, ok, text_response, ApiError, ApiResult, Params,
 };
+use crate::search::resolve;
 use crate::Shared;
 
 pub const ES_VERSION: &str = "8.17.0";
@@ -154,21 +155,6 @@ pub async fn create_index(
     let v = json_body(&b)?.unwrap_or(Value::Null);
     s.store.create_index(&index, &v)?;
     ok(json!({"acknowledged": true, "shards_acknowledged": true, "index": index}))
-}
-
-fn resolve(
-    s: &Shared,
-    expr: &str,
-    p: &Params,
-) -> Result<Vec<std::sync::Arc<cairn_store::IndexHandle>>, ApiError> {
-    let opts = ResolveOptions {
-        ignore_unavailable: p.get("ignore_unavailable").is_some_and(|v| v == "true"),
-        allow_no_indices: p.get("allow_no_indices").is_none_or(|v| v != "false"),
-        expand_hidden: p
-            .get("expand_wildcards")
-            .is_some_and(|w| w.contains("hidden") || w == "all"),
-    };
-    Ok(s.store.resolve_indices(expr, opts)?)
 }
 
 pub async fn get_index(
