@@ -19,5 +19,6 @@
 pub mod error;
 pub mod mapping;
 pub mod time;
+pub mod yaml;
 
 pub use error::EsError;

@@ -1,0 +1,1 @@
+//! cairn agent (work in progress).

@@ -1,0 +1,1 @@
+//! Cairn alert engine (work in progress).
