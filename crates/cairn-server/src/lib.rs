@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+pub mod auth;
 mod aggs;
 mod bulk;
 mod cat;
