@@ -64,7 +64,9 @@ class ServerExited(RuntimeError):
 class CairnServer:
     """One `cairn serve` process (restartable) over one data dir and one port."""
 
-    def __init__(self, data_dir: Path, log_path: Path, extra_args: Iterable[str] = (), env: dict | None = None):
+    def __init__(self, data_dir: Path, log_path: Path, extra_args: Iterable[str] = (), env: dict | None = None, tls_ca: Path | None = None):
+        # With tls_ca the server is expected to speak HTTPS with a certificate signed by it.
+        self.tls_ca = tls_ca
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.extra_args = list(extra_args)
@@ -77,7 +79,7 @@ class CairnServer:
     # -- addresses -------------------------------------------------------------------
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls_ca else 'http'}://127.0.0.1:{self.port}"
 
     def u(self, path: str) -> str:
         return self.url + (path if path.startswith("/") else "/" + path)
@@ -124,8 +126,9 @@ class CairnServer:
             if rc is not None:
                 raise ServerExited(f"cairn exited with code {rc} before answering GET /\n--- stderr tail ---\n{self.stderr_tail()}")
             try:
-                r = requests.get(self.url + "/", timeout=2)
-                if r.status_code == 200:
+                r = requests.get(self.url + "/", timeout=2, verify=str(self.tls_ca) if self.tls_ca else True)
+                # 401: up, with authentication on.
+                if r.status_code in (200, 401):
                     return
             except requests.RequestException:
                 pass
@@ -246,14 +249,14 @@ class ServerFactory:
         self.test_name = _safe_name(test_name)
         self.servers: list[CairnServer] = []
 
-    def __call__(self, *, data_dir: Path | None = None, extra_args: Iterable[str] = (), env: dict | None = None, start: bool = True) -> CairnServer:
+    def __call__(self, *, data_dir: Path | None = None, extra_args: Iterable[str] = (), env: dict | None = None, start: bool = True, tls_ca: Path | None = None) -> CairnServer:
         n = len(self.servers) + 1
         if data_dir is None:
             data_dir = self.base_tmp / f"data{n}"
         log_path = OUTPUT_DIR / f"{self.test_name}.{n}.stderr.log"
         if log_path.exists():
             log_path.unlink()
-        srv = CairnServer(data_dir, log_path, extra_args, env)
+        srv = CairnServer(data_dir, log_path, extra_args, env, tls_ca=tls_ca)
         self.servers.append(srv)
         if start:
             srv.start()

@@ -17,6 +17,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod error;
+pub mod limits;
 pub mod mapping;
 pub mod time;
 pub mod yaml;

@@ -49,17 +49,6 @@ pub async fn root_head() -> Response {
     StatusCode::OK.into_response()
 }
 
-pub async fn ui_placeholder() -> Response {
-    text_response(
-        200,
-        "<!doctype html><html><head><title>Cairn</title></head><body><h1>Cairn is running</h1>\
-         <p>The web UI is not part of this build yet. The Elasticsearch-compatible API answers at \
-         <a href=\"/\">/</a>; metrics are at <a href=\"/_cairn/metrics\">/_cairn/metrics</a>.</p></body></html>"
-            .to_string(),
-        "text/html; charset=utf-8",
-    )
-}
-
 pub async fn license() -> ApiResult {
     ok(json!({"license": {
         "status": "active",
@@ -187,6 +176,9 @@ pub async fn head_index(State(s): State<Shared>, Path(index): Path<String>) -> R
 
 pub async fn delete_index(State(s): State<Shared>, Path(index): Path<String>) -> ApiResult {
     s.store.delete_indices(&index).await?;
+    s.auth
+        .audit
+        .event("index_deleted", serde_json::json!({"index": index}));
     ack()
 }
 
@@ -701,7 +693,10 @@ pub async fn resolve_index(
     let streams: Vec<Value> = st
         .data_streams
         .iter()
-        .filter(|(n, _)| expr.split(',').any(|p| cairn_core::mapping::wildcard_match(p, n)))
+        .filter(|(n, _)| {
+            expr.split(',').any(|p| cairn_core::mapping::wildcard_match(p, n))
+                && s.store.visible(n)
+        })
         .map(|(n, d)| json!({"name": n, "backing_indices": d.backing_indices, "timestamp_field": "@timestamp"}))
         .collect();
     ok(json!({"indices": indices, "aliases": [], "data_streams": streams}))
@@ -770,5 +765,6 @@ pub async fn metrics(State(s): State<Shared>) -> Response {
             "cairn_index_ingested_documents_total{{index=\"{n}\"}} {d}"
         );
     }
+    crate::alerting::render_metrics(&mut out);
     text_response(200, out, "text/plain; version=0.0.4")
 }

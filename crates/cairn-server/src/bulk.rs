@@ -43,6 +43,7 @@ fn malformed(line: usize, what: &str) -> ApiError {
 pub fn parse_bulk(
     body: &[u8],
     default_index: Option<&str>,
+    max_items: usize,
 ) -> Result<(Vec<WriteRequest>, Vec<Option<String>>), ApiError> {
     let mut lines = body.split(|b| *b == b'\n').enumerate().peekable();
     let mut out = Vec::new();
@@ -54,6 +55,13 @@ pub fn parse_bulk(
         let trimmed = line.trim_ascii();
         if trimmed.is_empty() {
             continue;
+        }
+        // Checked before parsing the next action so that an oversized request fails
+        // early, before its items are all held in memory.
+        if out.len() >= max_items {
+            return Err(ApiError(EsError::illegal_argument(format!(
+                "the bulk request has more than [{max_items}] actions, the limit of actions per request (--max-bulk-items): split it into smaller requests"
+            ))));
         }
         let action: Value = serde_json::from_slice(trimmed).map_err(|e| {
             malformed(
@@ -243,6 +251,90 @@ pub fn parse_bulk(
 /// Runs ingest pipelines, then the store, and puts the results back in request order.
 pub(crate) async fn write_with_pipelines(
     s: &Shared,
+    reqs: Vec<WriteRequest>,
+    pipelines: &[Option<String>],
+    request_pipeline: Option<&str>,
+    refresh: cairn_store::Refresh,
+) -> Vec<cairn_store::ItemResult> {
+    // Each item needs the privilege of its action on its own index; a refused item
+    // fails alone with a 403, as in Elasticsearch, and the others land.
+    let denied = authorize_items(&reqs);
+    if denied.iter().all(Option::is_none) {
+        return write_authorized(s, reqs, pipelines, request_pipeline, refresh).await;
+    }
+    let mut kept = Vec::new();
+    let mut kept_pipelines = Vec::new();
+    for (i, (r, d)) in reqs.into_iter().zip(denied.iter()).enumerate() {
+        if d.is_none() {
+            kept.push(r);
+            kept_pipelines.push(pipelines.get(i).cloned().flatten());
+        }
+    }
+    let mut stored = write_authorized(s, kept, &kept_pipelines, request_pipeline, refresh)
+        .await
+        .into_iter();
+    denied
+        .into_iter()
+        .filter_map(|d| d.or_else(|| stored.next()))
+        .collect()
+}
+
+fn authorize_items(reqs: &[WriteRequest]) -> Vec<Option<cairn_store::ItemResult>> {
+    use crate::auth::IndexPriv;
+    let Some(authz) = crate::auth::Authz::current() else {
+        // Outside a request: internal writes when authentication is off; with it on,
+        // a lost context is a bug and the items are refused.
+        if !crate::auth::AUTH_ON.load(std::sync::atomic::Ordering::Relaxed) {
+            return vec![None; reqs.len()];
+        }
+        return reqs
+            .iter()
+            .map(|r| {
+                Some(cairn_store::ItemResult {
+                    action: "index",
+                    index: r.index.clone(),
+                    id: r.id.clone().unwrap_or_default(),
+                    status: 403,
+                    result: None,
+                    error: Some(EsError::new(
+                        403,
+                        "security_exception",
+                        "no authorization context for this write",
+                    )),
+                    seq_no: 0,
+                    version: 0,
+                })
+            })
+            .collect();
+    };
+    reqs.iter()
+        .map(|r| {
+            let (action, need) = match r.kind {
+                WriteKind::Index if r.id.is_none() => ("index", IndexPriv::CreateDoc),
+                WriteKind::Index => ("index", IndexPriv::Index),
+                WriteKind::Create => ("create", IndexPriv::CreateDoc),
+                WriteKind::Delete => ("delete", IndexPriv::Delete),
+                WriteKind::Update { .. } => ("update", IndexPriv::Index),
+            };
+            if authz.principal.index(need, &r.index) {
+                return None;
+            }
+            Some(cairn_store::ItemResult {
+                action,
+                index: r.index.clone(),
+                id: r.id.clone().unwrap_or_default(),
+                status: 403,
+                result: None,
+                error: Some(authz.principal.denied_index(need, &r.index)),
+                seq_no: 0,
+                version: 0,
+            })
+        })
+        .collect()
+}
+
+async fn write_authorized(
+    s: &Shared,
     mut reqs: Vec<WriteRequest>,
     pipelines: &[Option<String>],
     request_pipeline: Option<&str>,
@@ -285,9 +377,11 @@ async fn run(
     let started = Instant::now();
     let refresh = refresh_param(&p)?;
     let request_pipeline = p.get("pipeline").cloned();
+    let max_items = s.config.max_bulk_items;
+    let authz = crate::auth::Authz::current();
     // Parsing, pipelines and mapping are CPU work: keep them off the async workers.
     let items = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let (reqs, pipelines) = parse_bulk(&body, default_index.as_deref())?;
+        let (reqs, pipelines) = parse_bulk(&body, default_index.as_deref(), max_items)?;
         drop(body);
         if reqs.is_empty() {
             return Err(ApiError(EsError::action_request_validation(
@@ -295,13 +389,12 @@ async fn run(
             )));
         }
         let rt = tokio::runtime::Handle::current();
-        Ok(rt.block_on(write_with_pipelines(
-            &s,
-            reqs,
-            &pipelines,
-            request_pipeline.as_deref(),
-            refresh,
-        )))
+        let write = write_with_pipelines(&s, reqs, &pipelines, request_pipeline.as_deref(), refresh);
+        // The caller's authorization is task-local: carry it into this thread.
+        Ok(match authz {
+            Some(a) => rt.block_on(crate::auth::Authz::scope(a, write)),
+            None => rt.block_on(write),
+        })
     })
     .await
     .map_err(|e| ApiError(EsError::internal(e.to_string())))??;
@@ -324,7 +417,7 @@ mod tests {
     #[test]
     fn parses_actions() {
         let body = b"{\"index\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"x\":1}\n{\"delete\":{\"_index\":\"a\",\"_id\":\"2\"}}\n{\"create\":{}}\n{bad\n";
-        let (r, _) = parse_bulk(body, Some("d")).unwrap();
+        let (r, _) = parse_bulk(body, Some("d"), 100).unwrap();
         assert_eq!(r.len(), 3);
         assert!(matches!(r[1].kind, WriteKind::Delete));
         assert_eq!(r[2].index, "d");
@@ -333,8 +426,19 @@ mod tests {
 
     #[test]
     fn malformed_action_fails_whole_request() {
-        let e = parse_bulk(b"{\"index\":{}}\n{}\n{\"nope\":{}}\n{}\n", Some("d")).unwrap_err();
+        let e = parse_bulk(b"{\"index\":{}}\n{}\n{\"nope\":{}}\n{}\n", Some("d"), 100).unwrap_err();
         assert_eq!(e.0.kind, "illegal_argument_exception");
         assert!(e.0.reason.contains("line [3]"));
+    }
+
+    #[test]
+    fn too_many_items_fails_whole_request() {
+        let body = b"{\"index\":{}}\n{}\n{\"delete\":{\"_id\":\"1\"}}\n{\"index\":{}}\n{}\n";
+        assert_eq!(parse_bulk(body, Some("d"), 3).map(|r| r.0.len()).ok(), Some(3));
+        let e = parse_bulk(body, Some("d"), 2).unwrap_err();
+        assert_eq!(e.0.status, 400);
+        assert_eq!(e.0.kind, "illegal_argument_exception");
+        assert!(e.0.reason.contains("[2]"), "{}", e.0.reason);
+        assert!(e.0.reason.contains("--max-bulk-items"), "{}", e.0.reason);
     }
 }

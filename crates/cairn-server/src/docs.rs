@@ -32,14 +32,21 @@ async fn write_one(s: &Shared, req: WriteRequest, p: &Params) -> Result<Response
     let refresh = refresh_param(p)?;
     let pipeline = p.get("pipeline").cloned();
     let s2 = s.clone();
+    let authz = crate::auth::Authz::current();
     let mut items = tokio::task::spawn_blocking(move || {
-        tokio::runtime::Handle::current().block_on(crate::bulk::write_with_pipelines(
+        let write = crate::bulk::write_with_pipelines(
             &s2,
             vec![req],
             &[None],
             pipeline.as_deref(),
             refresh,
-        ))
+        );
+        // The caller's authorization is task-local: carry it into this thread.
+        let rt = tokio::runtime::Handle::current();
+        match authz {
+            Some(a) => rt.block_on(crate::auth::Authz::scope(a, write)),
+            None => rt.block_on(write),
+        }
     })
     .await
     .map_err(|e| ApiError(EsError::internal(e.to_string())))?;

@@ -75,7 +75,7 @@ pub fn apply(
     let mut dropped: Vec<Option<ItemResult>> = vec![None; reqs.len()];
     let mut settings_cache: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
     let lookup = s.pipelines.snapshot();
-    let budget = Budget::default();
+    let budget = Budget::new(s.config.ingest_timeout);
     for (i, r) in reqs.iter_mut().enumerate() {
         if !matches!(r.kind, WriteKind::Index | WriteKind::Create) {
             continue;

@@ -11,8 +11,10 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+pub mod alerting;
 pub mod auth;
 mod aggs;
+pub mod audit;
 mod bulk;
 mod cat;
 pub mod contexts;
@@ -20,7 +22,10 @@ mod docs;
 mod highlight;
 mod http;
 pub mod ingest;
+pub mod limits;
 mod search;
+mod security_api;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +45,22 @@ pub struct ServerConfig {
     pub cluster_name: String,
     pub node_name: String,
     pub listen: String,
+    /// Searches (`_search`, `_msearch`, `_count`, scrolls) running at once.
+    pub max_concurrent_searches: usize,
+    /// Searches waiting for a running slot; beyond it they get a 429.
+    pub search_queue_size: usize,
+    /// `_bulk` requests running at once.
+    pub max_concurrent_bulk: usize,
+    /// `_bulk` requests waiting for a running slot; beyond it they get a 429.
+    pub bulk_queue_size: usize,
+    /// Most actions in one `_bulk` request.
+    pub max_bulk_items: usize,
+    /// Ingest pipeline time per document and pipeline: past it the document fails with
+    /// an error naming the processor (grok and regex cannot hang ingest).
+    pub ingest_timeout: Duration,
+    /// How long a client may take to send a request's headers (against slowloris);
+    /// applied by the accept loop of the `cairn` binary.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +70,13 @@ impl Default for ServerConfig {
             cluster_name: "cairn".into(),
             node_name: "cairn-0".into(),
             listen: "127.0.0.1:9200".into(),
+            max_concurrent_searches: limits::default_concurrent_searches(),
+            search_queue_size: 100,
+            max_concurrent_bulk: limits::default_concurrent_bulk(),
+            bulk_queue_size: 50,
+            max_bulk_items: 100_000,
+            ingest_timeout: Duration::from_millis(100),
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -60,6 +88,7 @@ pub struct AppState {
     pub started: std::time::Instant,
     pub contexts: Contexts,
     pub pipelines: ingest::Pipelines,
+    pub auth: auth::Auth,
 }
 
 pub type Shared = Arc<AppState>;
@@ -67,6 +96,10 @@ pub type Shared = Arc<AppState>;
 /// The full router.
 pub fn router(state: Shared) -> Router {
     let max = state.config.max_body_bytes;
+    let gates = Arc::new(limits::Gates::new(&state.config));
+    // Wildcards expand only to what the current caller may see.
+    state.store.set_visibility(auth::may_see);
+    auth::AUTH_ON.store(state.auth.enabled(), std::sync::atomic::Ordering::Relaxed);
     Router::new()
         .route("/", get(admin::root).head(admin::root_head))
         .route("/_bulk", post(bulk::bulk).put(bulk::bulk))
@@ -237,10 +270,62 @@ pub fn router(state: Shared) -> Router {
         .route("/_cat/count", get(cat::count_all))
         .route("/_cat/count/{index}", get(cat::count_for))
         .route("/_cairn/metrics", get(admin::metrics))
+        .merge(alerting::routes())
         .route("/_cairn/retention/_run", post(admin::run_retention))
-        .route("/ui", get(admin::ui_placeholder))
-        .route("/ui/", get(admin::ui_placeholder))
+        .route("/ui", get(ui::redirect_root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
+        .route("/_cairn/ui/config", get(ui::config))
+        .route("/_cairn/saved_objects/_export", get(ui::export))
+        .route("/_cairn/saved_objects/_import", post(ui::import))
+        .route("/_cairn/saved_objects/{type}", get(ui::list).post(ui::create))
+        .route(
+            "/_cairn/saved_objects/{type}/{id}",
+            get(ui::get).put(ui::put).delete(ui::delete),
+        )
+        .route("/_security/_authenticate", get(security_api::authenticate))
+        .route(
+            "/_security/api_key",
+            post(security_api::create_api_key)
+                .put(security_api::create_api_key)
+                .get(security_api::get_api_keys)
+                .delete(security_api::invalidate_api_keys),
+        )
+        .route("/_security/user", get(security_api::get_users))
+        .route(
+            "/_security/user/{name}",
+            put(security_api::put_user)
+                .post(security_api::put_user)
+                .get(security_api::get_users)
+                .delete(security_api::delete_user),
+        )
+        .route(
+            "/_security/user/{name}/_password",
+            put(security_api::change_password).post(security_api::change_password),
+        )
+        .route("/_security/role", get(security_api::get_roles))
+        .route(
+            "/_security/role/{name}",
+            put(security_api::put_role)
+                .post(security_api::put_role)
+                .get(security_api::get_roles)
+                .delete(security_api::delete_role),
+        )
+        .route("/_cairn/auth/login", post(security_api::login))
+        .route("/_cairn/auth/session", get(security_api::session))
+        .route("/_cairn/auth/logout", post(security_api::logout))
         .fallback(http::fallback)
+        // Innermost, so that requests refused earlier (authentication) never take a
+        // slot; and it runs before handlers read bodies, so queued requests hold none.
+        .layer(axum::middleware::from_fn_with_state(gates, limits::admission))
+        // Authentication and authorization: outside the admission gates (refused
+        // requests take no slot), inside decompression and the body limit.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
+        // The UI signs in with its own page: no browser Basic-auth dialog for its calls.
+        .layer(axum::middleware::from_fn(ui::no_basic_challenge))
         .layer(axum::middleware::from_fn(http::es_headers))
         .layer(DefaultBodyLimit::max(max))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
@@ -260,4 +345,10 @@ pub fn spawn_background(state: Shared) {
             }
         }
     });
+}
+
+/// Parses an API key lifetime (`90d`, `12h`) into an absolute expiry in epoch millis,
+/// with Elasticsearch's error for a bad value (shared with the CLI).
+pub fn security_expiration(v: Option<&str>) -> Result<Option<i64>, cairn_core::EsError> {
+    security_api::expiration_millis(v.map(|s| serde_json::Value::String(s.to_string())).as_ref())
 }

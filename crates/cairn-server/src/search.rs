@@ -31,6 +31,13 @@ pub(crate) fn resolve(
             .get("expand_wildcards")
             .is_some_and(|w| w.contains("hidden") || w == "all"),
     };
+    // Concrete names in the expression (also those of `_msearch` bodies, which the
+    // middleware cannot see) need the route's privilege; wildcards are filtered by
+    // the store's visibility hook.
+    if let Some(a) = crate::auth::Authz::current() {
+        crate::auth::check_expression(a.need.unwrap_or(crate::auth::IndexPriv::Read), expr)
+            .map_err(ApiError)?;
+    }
     s.store.resolve_indices(expr, opts).map_err(ApiError)
 }
 

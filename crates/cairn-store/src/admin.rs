@@ -36,6 +36,11 @@ pub fn validate_index_name(name: &str) -> Result<(), EsError> {
             }
         ));
     }
+    // Cairn's own rule: control characters (NUL, escapes) would reach logs, `_cat`
+    // tables and terminals unescaped.
+    if name.chars().any(char::is_control) {
+        return bad("must not contain control characters");
+    }
     if name.starts_with(['-', '_', '+']) {
         return bad("must not start with '_', '-', or '+'");
     }
@@ -445,7 +450,11 @@ impl Store {
         state
             .data_streams
             .keys()
-            .filter(|n| pats.iter().any(|p| wildcard_match(p, n)))
+            .filter(|n| {
+                pats.iter().any(|p| {
+                    wildcard_match(p, n) && (!p.contains('*') || self.visible(n))
+                })
+            })
             .cloned()
             .collect()
     }
@@ -572,17 +581,18 @@ impl Store {
                     if wildcard_match(part, n)
                         && (!hidden || hidden_ok)
                         && !n.starts_with(".cairn-")
+                        && self.visible(n)
                     {
                         selected.push(n.clone());
                     }
                 }
                 for (n, ds) in &state.data_streams {
-                    if wildcard_match(part, n) {
+                    if wildcard_match(part, n) && self.visible(n) {
                         selected.extend(ds.backing_indices.iter().cloned());
                     }
                 }
                 for (n, im) in &state.indexes {
-                    if im.aliases.keys().any(|a| wildcard_match(part, a)) {
+                    if im.aliases.keys().any(|a| wildcard_match(part, a)) && self.visible(n) {
                         selected.push(n.clone());
                     }
                 }

@@ -104,6 +104,8 @@ pub struct StoreConfig {
     pub zstd_level: i32,
     pub docstore_block_bytes: usize,
     pub retention_check_interval: Duration,
+    /// Per-document shape limits (values per document, string size).
+    pub doc_limits: cairn_core::limits::DocLimits,
 }
 
 impl StoreConfig {
@@ -123,6 +125,7 @@ impl StoreConfig {
             zstd_level: 3,
             docstore_block_bytes: 128 * 1024,
             retention_check_interval: Duration::from_secs(60),
+            doc_limits: Default::default(),
         }
     }
 
@@ -335,6 +338,9 @@ pub(crate) struct Inner {
     refresh_notify: tokio::sync::watch::Sender<u64>,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     lock: Mutex<Option<fs::File>>,
+    /// Which indices wildcard expressions may expand to (the server installs the
+    /// caller's authorization here); all when unset.
+    pub(crate) visibility: std::sync::OnceLock<fn(&str) -> bool>,
 }
 
 impl Inner {
@@ -538,6 +544,25 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<fs::File, StoreError> {
     }
 }
 
+/// Edits one section of the metastore's extension state on a data dir that no server
+/// holds (the CLI's `cairn users` / `cairn api-key` on a stopped server). Takes the
+/// data-dir lock for the duration, so it refuses while a server runs.
+pub fn edit_extension_offline<R>(
+    data_dir: &Path,
+    section: &str,
+    edit: impl FnOnce(&mut Value) -> R,
+) -> Result<R, StoreError> {
+    let _lock = lock_data_dir(data_dir)?;
+    preflight(data_dir)?;
+    let meta_dir = data_dir.join("meta");
+    let (metastore, mut state) = MetaStore::open(&meta_dir).map_err(io_err(&meta_dir))?;
+    let mut value = state.extensions.get(section).cloned().unwrap_or(Value::Null);
+    let out = edit(&mut value);
+    state.extensions.insert(section.to_string(), value);
+    metastore.save(&state).map_err(io_err(&meta_dir))?;
+    Ok(out)
+}
+
 impl Store {
     /// Opens the data dir: checks versions, rolls partitions back to their durable
     /// points, replays the WAL, and starts the indexer.
@@ -627,6 +652,7 @@ impl Store {
             refresh_notify,
             indexer_thread: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
+            visibility: std::sync::OnceLock::new(),
         });
         let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(1);
         *inner.indexer_tx.lock() = Some(tx.clone());
@@ -720,6 +746,17 @@ impl Store {
         let mut v: Vec<String> = self.inner.indexes.read().keys().cloned().collect();
         v.sort();
         v
+    }
+
+    /// Installs the filter that wildcard expansion applies to every index name (the
+    /// server's per-request authorization). Set once; later calls are ignored.
+    pub fn set_visibility(&self, f: fn(&str) -> bool) {
+        let _ = self.inner.visibility.set(f);
+    }
+
+    /// Whether wildcard expressions may expand to `name`.
+    pub fn visible(&self, name: &str) -> bool {
+        self.inner.visibility.get().is_none_or(|f| f(name))
     }
 
     pub fn meta(&self) -> parking_lot::MutexGuard<'_, MetaState> {
@@ -1152,6 +1189,11 @@ impl Store {
                         "only write ops with an op_type of create are allowed in data streams",
                     )),
                 ));
+                continue;
+            }
+            // Before mapping, which is where a hostile document would cost the most.
+            if let Err(e) = self.inner.config.doc_limits.check(&doc_map) {
+                out.push((slot, fail(e)));
                 continue;
             }
             let prepared = match mapping.prepare(&doc_map, &id) {

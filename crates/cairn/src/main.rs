@@ -15,7 +15,10 @@ use cairn_store::partition::Granularity;
 use cairn_store::{Store, StoreConfig};
 use clap::{Args, Parser, Subcommand};
 
+mod alert_cmd;
 mod import;
+mod listener;
+mod security_cmd;
 mod query;
 
 // mimalloc returns freed memory to the OS and fragments less than glibc's malloc under
@@ -40,8 +43,32 @@ enum Command {
     Serve(ServeArgs),
     /// Search from the terminal (KQL by default, or Lucene), table or JSON lines out.
     Query(query::QueryArgs),
+    /// Alert rules: `cairn alert test RULE.yaml` dry-runs a rule over stored data.
+    Alert(alert_cmd::AlertArgs),
     /// Bulk-load files, directories, stdin or s3://bucket/prefix (AWS logs aware).
     Import(import::ImportArgs),
+    /// Collect logs from files and stdin and ship them at least once (see cairn-agent).
+    Agent(cairn_agent::cli::AgentArgs),
+    /// Manage users (on a stopped server's data dir, or --server URL).
+    Users {
+        #[command(flatten)]
+        target: security_cmd::Target,
+        #[command(subcommand)]
+        cmd: security_cmd::UsersCmd,
+    },
+    /// Manage API keys (on a stopped server's data dir, or --server URL).
+    #[command(name = "api-key")]
+    ApiKey {
+        #[command(flatten)]
+        target: security_cmd::Target,
+        #[command(subcommand)]
+        cmd: security_cmd::ApiKeyCmd,
+    },
+    /// TLS certificates for a quick start.
+    Cert {
+        #[command(subcommand)]
+        cmd: security_cmd::CertCmd,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +109,54 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "CAIRN_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Directory of ElastAlert-style rule files (hot-reloaded; config.yaml there holds globals).
+    #[arg(long, env = "CAIRN_RULES_DIR")]
+    rules_dir: Option<PathBuf>,
+    /// Require authentication (always on for non-loopback addresses).
+    #[arg(long, env = "CAIRN_AUTH")]
+    auth: bool,
+    /// Serve a non-loopback address without authentication (not recommended).
+    #[arg(long, env = "CAIRN_INSECURE")]
+    insecure: bool,
+    /// TLS certificate chain (PEM); with --tls-key the server speaks HTTPS only.
+    #[arg(long, env = "CAIRN_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "CAIRN_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM).
+    #[arg(long, env = "CAIRN_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// Audit log file (JSON lines), or "off" (default: <data-dir>/audit.log when auth is on).
+    #[arg(long, env = "CAIRN_AUDIT_LOG")]
+    audit_log: Option<String>,
+    /// Searches running at once (default: cores * 3 / 2 + 1); more wait in the queue.
+    #[arg(long, env = "CAIRN_MAX_CONCURRENT_SEARCHES")]
+    max_concurrent_searches: Option<usize>,
+    /// Searches waiting for a slot (default 100); beyond it they get a 429.
+    #[arg(long, env = "CAIRN_SEARCH_QUEUE_SIZE")]
+    search_queue_size: Option<usize>,
+    /// Bulk requests running at once (default: cores, at least 2).
+    #[arg(long, env = "CAIRN_MAX_CONCURRENT_BULK")]
+    max_concurrent_bulk: Option<usize>,
+    /// Bulk requests waiting for a slot (default 50); beyond it they get a 429.
+    #[arg(long, env = "CAIRN_BULK_QUEUE_SIZE")]
+    bulk_queue_size: Option<usize>,
+    /// Most actions in one _bulk request (default 100000).
+    #[arg(long, env = "CAIRN_MAX_BULK_ITEMS")]
+    max_bulk_items: Option<usize>,
+    /// Most values (object members and array elements) in one document (default 100000).
+    #[arg(long, env = "CAIRN_MAX_DOCUMENT_FIELDS")]
+    max_document_fields: Option<usize>,
+    /// Longest string value in a document, e.g. 32mb (the default).
+    #[arg(long, env = "CAIRN_MAX_STRING_SIZE")]
+    max_string_size: Option<String>,
+    /// Ingest pipeline time per document, e.g. 100ms (the default).
+    #[arg(long, env = "CAIRN_INGEST_TIMEOUT")]
+    ingest_timeout: Option<String>,
+    /// How long a client may take to send request headers, e.g. 30s (the default).
+    #[arg(long, env = "CAIRN_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<String>,
 }
 
 /// Settings from the TOML file.
@@ -99,6 +174,21 @@ struct FileConfig {
     indexing_memory: Option<String>,
     max_open_writers: Option<usize>,
     log_format: Option<String>,
+    auth: Option<bool>,
+    insecure: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    audit_log: Option<String>,
+    max_concurrent_searches: Option<usize>,
+    search_queue_size: Option<usize>,
+    max_concurrent_bulk: Option<usize>,
+    bulk_queue_size: Option<usize>,
+    max_bulk_items: Option<usize>,
+    max_document_fields: Option<usize>,
+    max_string_size: Option<String>,
+    ingest_timeout: Option<String>,
+    header_read_timeout: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<usize> {
@@ -181,6 +271,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(v) = pick!(max_open_writers) {
         sc.max_open_writers = v.max(1);
     }
+    if let Some(v) = pick!(max_document_fields) {
+        sc.doc_limits.max_fields = v;
+    }
+    if let Some(v) = pick!(max_string_size) {
+        sc.doc_limits.max_string_bytes = parse_size(&v)?;
+    }
     let mut server = ServerConfig {
         listen: listen.clone(),
         ..Default::default()
@@ -188,8 +284,76 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(v) = pick!(max_body_size) {
         server.max_body_bytes = parse_size(&v)?;
     }
+    if let Some(v) = pick!(max_concurrent_searches) {
+        server.max_concurrent_searches = v.max(1);
+    }
+    if let Some(v) = pick!(search_queue_size) {
+        server.search_queue_size = v;
+    }
+    if let Some(v) = pick!(max_concurrent_bulk) {
+        server.max_concurrent_bulk = v.max(1);
+    }
+    if let Some(v) = pick!(bulk_queue_size) {
+        server.bulk_queue_size = v;
+    }
+    if let Some(v) = pick!(max_bulk_items) {
+        server.max_bulk_items = v.max(1);
+    }
+    if let Some(v) = pick!(ingest_timeout) {
+        server.ingest_timeout = parse_dur(&v, "--ingest-timeout")?;
+    }
+    if let Some(v) = pick!(header_read_timeout) {
+        server.header_read_timeout = parse_dur(&v, "--header-read-timeout")?;
+    }
+    // Security: off only on loopback unless asked for; a non-loopback address needs
+    // --auth, or --insecure to say that an open server is really wanted.
+    let auth_on = args.auth || file.auth.unwrap_or(false);
+    let insecure = args.insecure || file.insecure.unwrap_or(false);
+    if !addr.ip().is_loopback() && !auth_on && !insecure {
+        bail!(
+            "refusing to listen on {addr} without authentication: anyone who can reach it could read and delete every log.\n\
+             Set it up with:\n  \
+             CAIRN_ADMIN_PASSWORD='a long password' cairn serve --auth --listen {addr}\n\
+             (add --tls-cert/--tls-key for HTTPS; `cairn cert self-signed` makes a pair), or listen on 127.0.0.1.\n\
+             To run without authentication anyway, add --insecure."
+        );
+    }
+    if insecure && !auth_on && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "AUTHENTICATION IS OFF on a non-loopback address (--insecure): anyone who can reach this port can read, write and delete all data");
+    }
+    let tls_files = match (pick!(tls_cert), pick!(tls_key)) {
+        (Some(c), Some(k)) => Some((c, k, pick!(tls_client_ca))),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together: give both or neither"),
+    };
+    let tls = match &tls_files {
+        Some((cert, key, ca)) => Some(Arc::new(listener::tls_config(&listener::TlsFiles {
+            cert,
+            key,
+            client_ca: ca.as_deref(),
+        })?)),
+        None => None,
+    };
+    let audit = match pick!(audit_log).as_deref() {
+        Some("off") => cairn_server::audit::Audit::off(),
+        Some(path) => cairn_server::audit::Audit::to_file(std::path::Path::new(path))
+            .with_context(|| format!("cannot open the audit log {path}"))?,
+        None if auth_on => cairn_server::audit::Audit::to_file(&data_dir.join("audit.log"))
+            .context("cannot open the audit log")?,
+        None => cairn_server::audit::Audit::off(),
+    };
     tracing::info!(data_dir = %data_dir.display(), listen = %listen, "opening the store");
     let store = Store::open(sc).context("cannot open the data directory")?;
+    let security = bootstrap_security(&store, auth_on)?;
+    let auth = cairn_server::auth::Auth::new(
+        cairn_server::auth::AuthConfig {
+            enabled: auth_on,
+            tls: tls.is_some(),
+            ..Default::default()
+        },
+        security,
+        audit,
+    );
     let cluster_uuid = {
         let mut st = store.meta();
         let id = st
@@ -204,6 +368,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!(e.reason))?;
         id
     };
+    let header_read_timeout = server.header_read_timeout;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -215,22 +380,70 @@ fn serve(args: ServeArgs) -> Result<()> {
             started: std::time::Instant::now(),
             contexts: Default::default(),
             pipelines: cairn_server::ingest::Pipelines::load(&store),
+            auth,
         });
         cairn_server::spawn_background(state.clone());
+        let alert_engine = match cairn_server::alerting::start(state.clone(), args.rules_dir.clone()).await {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::error!(error = %e, "the alert engine could not start");
+                None
+            }
+        };
         let app = cairn_server::router(state);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(%addr, "cairn is listening");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("server error")
+        tracing::info!(
+            %addr,
+            tls = tls.is_some(),
+            auth = auth_on,
+            "cairn is listening"
+        );
+        let served = listener::serve(listener, app, tls, header_read_timeout, shutdown_signal()).await;
+        if let Some(e) = alert_engine {
+            e.shutdown().await;
+        }
+        served
     });
     tracing::info!("shutting down: flushing partitions");
     store.shutdown();
     tracing::info!("stopped");
     result
+}
+
+/// Loads the identities from the metastore and, on a data dir without users, creates
+/// the built-in `admin` from `CAIRN_ADMIN_PASSWORD` (or a generated password printed
+/// once). Later starts ignore the variable and say so.
+fn bootstrap_security(store: &Store, auth_on: bool) -> Result<cairn_server::auth::SecurityState> {
+    use cairn_server::auth::{SecurityState, SECTION};
+    let mut meta = store.meta();
+    let mut st = SecurityState::load(meta.extensions.get(SECTION).unwrap_or(&serde_json::Value::Null))
+        .map_err(|e| anyhow::anyhow!(e.reason))?;
+    let env_pw = std::env::var("CAIRN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    if !st.users.is_empty() {
+        if env_pw.is_some() {
+            tracing::info!("CAIRN_ADMIN_PASSWORD is ignored: this data dir already has users (change passwords with `cairn users passwd`)");
+        }
+        return Ok(st);
+    }
+    if !auth_on && env_pw.is_none() {
+        return Ok(st);
+    }
+    let (pw, generated) = match env_pw {
+        Some(p) => (p, false),
+        None => (cairn_server::auth::random_token(18), true),
+    };
+    st.put_user("admin", Some(&pw), vec!["admin".into()], None, 0)
+        .map_err(|e| anyhow::anyhow!("CAIRN_ADMIN_PASSWORD: {}", e.reason))?;
+    meta.extensions.insert(SECTION.into(), st.to_value());
+    store.save_meta(&meta).map_err(|e| anyhow::anyhow!(e.reason))?;
+    if generated {
+        eprintln!("\n  Cairn created the built-in user [admin] with the password:\n\n    {pw}\n\n  It is shown only this once. Change it with `cairn users passwd admin`.\n");
+    } else {
+        tracing::info!("created the built-in user [admin] from CAIRN_ADMIN_PASSWORD");
+    }
+    Ok(st)
 }
 
 async fn shutdown_signal() {
@@ -253,7 +466,12 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Query(args) => query::run(args),
+        Command::Alert(args) => alert_cmd::run(args),
         Command::Import(args) => import::run(args),
+        Command::Agent(args) => cairn_agent::cli::run(args).map_err(anyhow::Error::from),
+        Command::Users { target, cmd } => security_cmd::users(target, cmd),
+        Command::ApiKey { target, cmd } => security_cmd::api_keys(target, cmd),
+        Command::Cert { cmd } => security_cmd::cert(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,446 @@
+//! The disk buffer between the pipeline and a sink: an append-only log of
+//! CRC-framed records in numbered segment files, plus an acknowledged read position.
+//!
+//! Writers (source threads) append a batch and fsync before returning, so once
+//! `append` returns the events survive `kill -9` and the source may advance its
+//! checkpoint. The sink reads from the acknowledged position and acknowledges after
+//! delivery; a crash in between replays the unacknowledged tail (at least once; the
+//! deterministic ids turn the replay into `409`s). The record frame is
+//! `[len: u32 LE][crc32 of payload: u32 LE][payload]`; a torn tail left by a crash
+//! fails its CRC and is cut off on open.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::write_atomic;
+use crate::config::WhenFull;
+use crate::AgentError;
+
+/// Segments roll at this size so acknowledged data can be deleted file by file.
+const SEGMENT_BYTES: u64 = 32 << 20;
+const HEADER: u64 = 8;
+/// A record larger than this is corruption, not data (the line cap is far below).
+const MAX_RECORD: u32 = 256 << 20;
+
+/// A position in the buffer: segment number and byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pos {
+    pub seg: u64,
+    pub off: u64,
+}
+
+/// Records read for delivery, and the position to acknowledge once delivered.
+#[derive(Debug)]
+pub struct Batch {
+    pub records: Vec<Vec<u8>>,
+    pub end: Pos,
+}
+
+/// What happened to an appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Written,
+    /// `when_full: drop_newest` and the buffer was full.
+    Dropped,
+}
+
+#[derive(Debug)]
+struct Inner {
+    write_seg: u64,
+    write_file: File,
+    /// Segment sizes, write segment included.
+    sizes: BTreeMap<u64, u64>,
+    ack: Pos,
+    read: Pos,
+    reader: Option<(u64, File)>,
+}
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct DiskBuffer {
+    dir: PathBuf,
+    max_size: u64,
+    when_full: WhenFull,
+    inner: Mutex<Inner>,
+    changed: Condvar,
+}
+
+fn seg_path(dir: &Path, seg: u64) -> PathBuf {
+    dir.join(format!("{seg:016}.seg"))
+}
+
+fn err(dir: &Path, reason: impl Into<String>) -> AgentError {
+    AgentError::Buffer {
+        path: dir.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The length of the valid prefix of a segment (complete records with good CRCs).
+fn valid_prefix(path: &Path) -> Result<u64, std::io::Error> {
+    let mut data = Vec::new();
+    File::open(path)?.read_to_end(&mut data)?;
+    let mut off = 0usize;
+    while off + HEADER as usize <= data.len() {
+        let len = u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]);
+        let crc = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]);
+        let start = off + HEADER as usize;
+        let end = start + len as usize;
+        if len > MAX_RECORD || end > data.len() || crc32fast::hash(&data[start..end]) != crc {
+            break;
+        }
+        off = end;
+    }
+    Ok(off as u64)
+}
+
+impl DiskBuffer {
+    pub fn open(dir: &Path, max_size: u64, when_full: WhenFull) -> Result<DiskBuffer, AgentError> {
+        fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+        let mut sizes = BTreeMap::new();
+        let entries = fs::read_dir(dir).map_err(|e| AgentError::io(format!("listing {}", dir.display()), e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if let Some(num) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+                let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                sizes.insert(num, len);
+            }
+        }
+        let ack = match fs::read_to_string(dir.join("ack")) {
+            Ok(text) => {
+                let mut it = text.split_whitespace().map(str::parse::<u64>);
+                match (it.next(), it.next()) {
+                    (Some(Ok(seg)), Some(Ok(off))) => Pos { seg, off },
+                    _ => return Err(err(dir, format!("unreadable ack file: {text:?}"))),
+                }
+            }
+            Err(_) => Pos {
+                seg: sizes.keys().next().copied().unwrap_or(1),
+                off: 0,
+            },
+        };
+        // Segments before the acknowledged one were delivered; a crash may have left
+        // them undeleted.
+        let stale: Vec<u64> = sizes.range(..ack.seg).map(|(k, _)| *k).collect();
+        for s in stale {
+            let _ = fs::remove_file(seg_path(dir, s));
+            sizes.remove(&s);
+        }
+        let write_seg = sizes.keys().next_back().copied().unwrap_or(ack.seg).max(ack.seg);
+        let wpath = seg_path(dir, write_seg);
+        // Only the last segment can have a torn tail: earlier ones were synced before
+        // the writer moved on.
+        let valid = if wpath.exists() {
+            valid_prefix(&wpath).map_err(|e| AgentError::io(format!("reading {}", wpath.display()), e))?
+        } else {
+            0
+        };
+        let write_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&wpath)
+            .map_err(|e| AgentError::io(format!("opening {}", wpath.display()), e))?;
+        if write_file.metadata().map(|m| m.len()).unwrap_or(0) != valid {
+            tracing::warn!(segment = %wpath.display(), valid, "disk buffer: cutting a torn tail");
+            write_file
+                .set_len(valid)
+                .map_err(|e| AgentError::io(format!("truncating {}", wpath.display()), e))?;
+        }
+        sizes.insert(write_seg, valid);
+        let ack = if ack.seg == write_seg && ack.off > valid {
+            Pos { seg: write_seg, off: valid }
+        } else {
+            ack
+        };
+        Ok(DiskBuffer {
+            dir: dir.to_owned(),
+            max_size,
+            when_full,
+            inner: Mutex::new(Inner {
+                write_seg,
+                write_file,
+                sizes,
+                ack,
+                read: ack,
+                reader: None,
+            }),
+            changed: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A poisoned lock means a thread panicked mid-operation; the files are still
+        // consistent (CRC framing), so keep going with the data as it is.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn used(inner: &Inner) -> u64 {
+        inner
+            .sizes
+            .range(inner.ack.seg..)
+            .map(|(_, s)| *s)
+            .sum::<u64>()
+            .saturating_sub(inner.ack.off)
+    }
+
+    /// Bytes appended and not yet acknowledged.
+    pub fn size(&self) -> u64 {
+        Self::used(&self.lock())
+    }
+
+    /// Appends records durably. Blocks while the buffer is full (`block`), or drops
+    /// the batch (`drop_newest`).
+    pub fn append(&self, records: &[Vec<u8>]) -> Result<Appended, AgentError> {
+        if records.is_empty() {
+            return Ok(Appended::Written);
+        }
+        let mut frame = Vec::with_capacity(records.iter().map(|r| r.len() + 8).sum());
+        for r in records {
+            let len = u32::try_from(r.len())
+                .ok()
+                .filter(|l| *l <= MAX_RECORD)
+                .ok_or_else(|| err(&self.dir, format!("record of {} bytes is too large", r.len())))?;
+            frame.extend_from_slice(&len.to_le_bytes());
+            frame.extend_from_slice(&crc32fast::hash(r).to_le_bytes());
+            frame.extend_from_slice(r);
+        }
+        let mut inner = self.lock();
+        loop {
+            let used = Self::used(&inner);
+            // An empty buffer always takes a batch, or one oversized batch would block
+            // forever.
+            if used == 0 || used + frame.len() as u64 <= self.max_size {
+                break;
+            }
+            match self.when_full {
+                WhenFull::DropNewest => return Ok(Appended::Dropped),
+                WhenFull::Block => {
+                    inner = self
+                        .changed
+                        .wait_timeout(inner, Duration::from_millis(500))
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        let cur = inner.sizes.get(&inner.write_seg).copied().unwrap_or(0);
+        if cur >= SEGMENT_BYTES {
+            let next = inner.write_seg + 1;
+            let p = seg_path(&self.dir, next);
+            inner.write_file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&p)
+                .map_err(|e| AgentError::io(format!("opening {}", p.display()), e))?;
+            inner.write_seg = next;
+            inner.sizes.insert(next, 0);
+        }
+        let seg = inner.write_seg;
+        let res = inner
+            .write_file
+            .write_all(&frame)
+            .and_then(|_| inner.write_file.sync_data());
+        if let Err(e) = res {
+            // Cut what may have been partially written so the next append starts on
+            // a frame boundary.
+            let _ = inner.write_file.set_len(cur);
+            return Err(AgentError::io(format!("appending to {}", seg_path(&self.dir, seg).display()), e));
+        }
+        if let Some(s) = inner.sizes.get_mut(&seg) {
+            *s += frame.len() as u64;
+        }
+        drop(inner);
+        self.changed.notify_all();
+        Ok(Appended::Written)
+    }
+
+    /// Reads up to `max_bytes` of records after the last read position, waiting up to
+    /// `linger` for more once at least one record is available (batching by time) and
+    /// up to `idle` for the first one. `None`: nothing arrived.
+    pub fn read_batch(
+        &self,
+        max_bytes: usize,
+        linger: Duration,
+        idle: Duration,
+    ) -> Result<Option<Batch>, AgentError> {
+        let start = Instant::now();
+        let mut first_at: Option<Instant> = None;
+        let mut records = Vec::new();
+        let mut bytes = 0usize;
+        let mut inner = self.lock();
+        loop {
+            while bytes < max_bytes {
+                match self.read_one(&mut inner)? {
+                    Some(r) => {
+                        bytes += r.len();
+                        records.push(r);
+                        first_at.get_or_insert_with(Instant::now);
+                    }
+                    None => break,
+                }
+            }
+            let now = Instant::now();
+            let deadline = match first_at {
+                Some(t) if bytes >= max_bytes || now >= t + linger => {
+                    return Ok(Some(Batch {
+                        records,
+                        end: inner.read,
+                    }))
+                }
+                Some(t) => t + linger,
+                None if now >= start + idle => return Ok(None),
+                None => start + idle,
+            };
+            inner = self
+                .changed
+                .wait_timeout(inner, deadline.saturating_duration_since(now))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn read_one(&self, inner: &mut Inner) -> Result<Option<Vec<u8>>, AgentError> {
+        loop {
+            let seg = inner.read.seg;
+            let size = inner.sizes.get(&seg).copied().unwrap_or(0);
+            if inner.read.off >= size {
+                if seg < inner.write_seg {
+                    inner.read = Pos { seg: seg + 1, off: 0 };
+                    inner.reader = None;
+                    continue;
+                }
+                return Ok(None);
+            }
+            if inner.reader.as_ref().map(|(s, _)| *s) != Some(seg) {
+                let p = seg_path(&self.dir, seg);
+                let f = File::open(&p).map_err(|e| AgentError::io(format!("opening {}", p.display()), e))?;
+                inner.reader = Some((seg, f));
+            }
+            let off = inner.read.off;
+            let Some((_, f)) = inner.reader.as_mut() else {
+                return Ok(None);
+            };
+            let mut header = [0u8; HEADER as usize];
+            let got = f
+                .seek(SeekFrom::Start(off))
+                .and_then(|_| f.read_exact(&mut header));
+            let ok = match got {
+                Ok(()) => {
+                    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+                    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+                    if len <= MAX_RECORD && off + HEADER + len as u64 <= size {
+                        let mut payload = vec![0u8; len as usize];
+                        if f.read_exact(&mut payload).is_ok() && crc32fast::hash(&payload) == crc {
+                            inner.read.off = off + HEADER + len as u64;
+                            return Ok(Some(payload));
+                        }
+                    }
+                    false
+                }
+                Err(_) => false,
+            };
+            if !ok {
+                // Corruption inside a synced segment (disk error): skip the rest of the
+                // segment rather than stall delivery forever.
+                tracing::error!(segment = seg, offset = off, "disk buffer: corrupt record, skipping rest of segment");
+                inner.read.off = size;
+            }
+        }
+    }
+
+    /// Everything up to `pos` was delivered: persist it and delete finished segments.
+    pub fn ack(&self, pos: Pos) -> Result<(), AgentError> {
+        let mut inner = self.lock();
+        if pos <= inner.ack {
+            return Ok(());
+        }
+        write_atomic(&self.dir.join("ack"), format!("{} {}\n", pos.seg, pos.off).as_bytes())?;
+        inner.ack = pos;
+        let done: Vec<u64> = inner.sizes.range(..pos.seg).map(|(k, _)| *k).collect();
+        for s in done {
+            inner.sizes.remove(&s);
+            let _ = fs::remove_file(seg_path(&self.dir, s));
+        }
+        drop(inner);
+        self.changed.notify_all();
+        Ok(())
+    }
+
+    /// Rewinds reading to the acknowledged position (after a failed delivery that the
+    /// sink gave up on retrying in place).
+    pub fn rewind(&self) {
+        let mut inner = self.lock();
+        inner.read = inner.ack;
+        inner.reader = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cairn-agent-buf-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn append_read_ack_reopen() {
+        let d = tmp("basic");
+        let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("open");
+        b.append(&[b"one".to_vec(), b"two".to_vec()]).expect("append");
+        let batch = b
+            .read_batch(1 << 20, Duration::ZERO, Duration::ZERO)
+            .expect("read")
+            .expect("some");
+        assert_eq!(batch.records, vec![b"one".to_vec(), b"two".to_vec()]);
+        b.append(&[b"three".to_vec()]).expect("append");
+        drop(b);
+        // Not acknowledged: everything is replayed.
+        let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("reopen");
+        let batch = b.read_batch(1 << 20, Duration::ZERO, Duration::ZERO).expect("read").expect("some");
+        assert_eq!(batch.records.len(), 3);
+        b.ack(Pos { seg: batch.end.seg, off: 22 }).expect("ack two");
+        drop(b);
+        let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("reopen");
+        let batch = b.read_batch(1 << 20, Duration::ZERO, Duration::ZERO).expect("read").expect("some");
+        assert_eq!(batch.records, vec![b"three".to_vec()]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn torn_tail_is_cut() {
+        let d = tmp("torn");
+        let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("open");
+        b.append(&[b"whole".to_vec()]).expect("append");
+        drop(b);
+        let seg = seg_path(&d, 1);
+        let mut f = OpenOptions::new().append(true).open(&seg).expect("seg");
+        f.write_all(&[9, 0, 0, 0, 1, 2]).expect("garbage");
+        drop(f);
+        let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("reopen");
+        b.append(&[b"next".to_vec()]).expect("append");
+        let batch = b.read_batch(1 << 20, Duration::ZERO, Duration::ZERO).expect("read").expect("some");
+        assert_eq!(batch.records, vec![b"whole".to_vec(), b"next".to_vec()]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn drop_newest_when_full() {
+        let d = tmp("full");
+        let b = DiskBuffer::open(&d, 20, WhenFull::DropNewest).expect("open");
+        assert_eq!(b.append(&[vec![b'x'; 16]]).expect("a"), Appended::Written);
+        assert_eq!(b.append(&[vec![b'y'; 16]]).expect("b"), Appended::Dropped);
+        let batch = b.read_batch(1 << 20, Duration::ZERO, Duration::ZERO).expect("read").expect("some");
+        b.ack(batch.end).expect("ack");
+        assert_eq!(b.size(), 0);
+        assert_eq!(b.append(&[vec![b'y'; 16]]).expect("c"), Appended::Written);
+        let _ = fs::remove_dir_all(&d);
+    }
+}

@@ -1,0 +1,513 @@
+"""End-to-end tests of `cairn agent`: the real agent binary shipping to the real server
+(or to a local Python HTTP server that plays a misbehaving Elasticsearch).
+
+What is checked is delivery: every line written arrives exactly once (counted by
+message on the server), through rotation, truncation, deletion, crashes (`kill -9`)
+and server outages. Waiting is always polling with a bounded timeout.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import CAIRN_BIN, OUTPUT_DIR, _safe_name, wait_for
+
+DELIVERY_TIMEOUT = 60.0
+
+
+class Agent:
+    """One `cairn agent` process over one config (restartable, killable)."""
+
+    def __init__(self, config: dict, workdir: Path, name: str):
+        self.workdir = workdir
+        self.config_path = workdir / "agent.yaml"
+        # JSON is YAML: the config is written as JSON to keep the test free of a YAML
+        # library.
+        self.config_path.write_text(json.dumps(config, indent=2))
+        self.log_path = OUTPUT_DIR / f"{_safe_name(name)}.agent.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_path.exists():
+            self.log_path.unlink()
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self, stdin=subprocess.DEVNULL) -> "Agent":
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== agent start #{self.starts} =====\n".encode())
+        log.flush()
+        env = dict(os.environ, RUST_BACKTRACE="1", CAIRN_LOG="info")
+        self.proc = subprocess.Popen(
+            [str(CAIRN_BIN), "agent", "--config", str(self.config_path)],
+            stdout=log, stderr=log, stdin=stdin, env=env,
+        )
+        log.close()
+        return self
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def assert_alive(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, (
+            f"agent exited with {self.proc.returncode if self.proc else None}\n" + self.log_tail()
+        )
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except FileNotFoundError:
+            return ""
+
+
+@pytest.fixture
+def agents():
+    started: list[Agent] = []
+    yield started
+    for a in started:
+        a.stop()
+
+
+def es_sink(url: str, index: str, **extra) -> dict:
+    sink = {"type": "elasticsearch", "inputs": extra.pop("inputs", ["app"]), "endpoints": [url], "index": index,
+            "batch": {"max_bytes": 1048576, "timeout": "100ms"}, "retry_initial_backoff": "50ms", "retry_max_backoff": "1s"}
+    sink.update(extra)
+    return sink
+
+
+def file_source(pattern: str, **extra) -> dict:
+    src = {"type": "file", "include": [pattern], "read_from": "beginning", "rescan_interval": "200ms", "poll_interval": "50ms"}
+    src.update(extra)
+    return src
+
+
+def all_docs(srv, index: str) -> list[dict]:
+    srv.refresh(index)
+    r = srv.post(f"/{index}/_search", json={"size": 10000, "query": {"match_all": {}}})
+    assert r.status_code == 200, r.text
+    return [h["_source"] for h in r.json()["hits"]["hits"]]
+
+
+def messages(srv, index: str) -> collections.Counter:
+    return collections.Counter(d.get("message") for d in all_docs(srv, index))
+
+
+def wait_count(srv, index: str, n: int, agent: Agent | None = None, timeout: float = DELIVERY_TIMEOUT) -> None:
+    def ok():
+        if agent is not None:
+            agent.assert_alive()
+        r = srv.post(f"/{index}/_refresh")
+        if r.status_code == 404:
+            return False
+        return srv.count(index) >= n
+
+    wait_for(ok, timeout, interval=0.2, what=f"{n} documents in {index}")
+
+
+def append(path: Path, lines: list[str]) -> None:
+    with open(path, "a") as f:
+        for line in lines:
+            f.write(line + "\n")
+
+
+def test_check_config_minimal_and_typo(tmp_path):
+    # The issue's minimal configuration, as written (paths aside).
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(
+        "data_dir: /var/lib/cairn-agent\n"
+        "sources:\n  app:\n    type: file\n    include: [\"/var/log/app/*.log\"]\n    read_from: beginning\n"
+        "sinks:\n  store:\n    type: elasticsearch\n    inputs: [app]\n    endpoints: [\"http://127.0.0.1:9200\"]\n    index: logs-app\n"
+    )
+    r = subprocess.run([str(CAIRN_BIN), "agent", "--config", str(cfg), "--check-config"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "OK" in r.stdout
+    cfg.write_text(cfg.read_text().replace("read_from", "read_form"))
+    r = subprocess.run([str(CAIRN_BIN), "agent", "--config", str(cfg), "--check-config"], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "sources.app" in r.stderr and "read_form" in r.stderr, r.stderr
+
+
+def test_rotation_truncation_deletion_long_and_partial_lines(cairn, agents, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    app = logs / "app.log"
+    cfg = {
+        "data_dir": str(tmp_path / "agent-data"),
+        "sources": {"app": file_source(f"{logs}/*.log", max_line_bytes=1000)},
+        "sinks": {"store": es_sink(cairn.url, "logs-rot")},
+    }
+    agent = Agent(cfg, tmp_path, "rotation")
+    agents.append(agent)
+    expected: list[str] = []
+
+    def write(prefix: str, n: int, path: Path = app):
+        lines = [f"{prefix}-{i:05d} some payload to make the line longer than a few bytes" for i in range(n)]
+        append(path, lines)
+        expected.extend(lines)
+
+    write("before-start", 200)
+    agent.start()
+    wait_count(cairn, "logs-rot", len(expected), agent)
+
+    # Rotation by rename: lines written to the old file after the rename are read too.
+    write("pre-rename", 100)
+    os.rename(app, logs / "app.log.1")
+    write("after-rename-old-file", 50, logs / "app.log.1")
+    write("new-file", 100)
+    wait_count(cairn, "logs-rot", len(expected), agent)
+
+    # copytruncate (while the agent keeps up): copy, truncate in place, keep writing.
+    write("pre-copytruncate", 100)
+    wait_count(cairn, "logs-rot", len(expected), agent)
+    (logs / "app.log.2").write_bytes(app.read_bytes())
+    with open(app, "r+") as f:
+        f.truncate(0)
+    write("post-copytruncate", 100)
+    wait_count(cairn, "logs-rot", len(expected), agent)
+
+    # A file deleted while being read: lines appended just before the delete arrive.
+    other = logs / "other.log"
+    write("other-first", 20, other)
+    wait_count(cairn, "logs-rot", len(expected), agent)
+    write("other-last", 500, other)
+    other.unlink()
+    wait_count(cairn, "logs-rot", len(expected), agent)
+
+    # A new file under the deleted one's name (ext4 often hands out the same inode):
+    # the fingerprint tells it apart, so its lines get new ids.
+    write("reborn", 30, other)
+    wait_count(cairn, "logs-rot", len(expected), agent)
+
+    # A line longer than max_line_bytes is cut and flagged; the next line is intact.
+    long_line = "L" * 5000
+    append(app, [long_line, "after-long-line"])
+    expected.extend(["L" * 1000, "after-long-line"])
+
+    # A partial last line is held until its newline arrives.
+    with open(app, "a") as f:
+        f.write("partial-begin")
+    time.sleep(0.5)  # let the agent see the unterminated line (it must not ship it)
+    with open(app, "a") as f:
+        f.write("-end\n")
+    expected.append("partial-begin-end")
+    wait_count(cairn, "logs-rot", len(expected), agent)
+    time.sleep(1.0)  # anything extra (a duplicate) would arrive within this
+
+    got = messages(cairn, "logs-rot")
+    want = collections.Counter(expected)
+    missing = want - got
+    extra = got - want
+    assert not missing, f"missing {sum(missing.values())}: {list(missing)[:5]}"
+    assert not extra, f"unexpected/duplicates {sum(extra.values())}: {list(extra)[:5]}"
+    docs = all_docs(cairn, "logs-rot")
+    cut = [d for d in docs if d["message"] == "L" * 1000]
+    assert cut and cut[0]["log"]["flags"] == ["truncated"]
+
+
+def test_cri_partial_lines_and_multiline(cairn, agents, tmp_path):
+    logs = tmp_path / "pods"
+    logs.mkdir()
+    cfg = {
+        "data_dir": str(tmp_path / "agent-data"),
+        "sources": {
+            "cri": file_source(f"{logs}/*.log"),
+            "java": file_source(f"{tmp_path}/java/*.log"),
+            "python": file_source(f"{tmp_path}/python/*.log"),
+            "go": file_source(f"{tmp_path}/go/*.log"),
+        },
+        "transforms": {
+            "cri_parse": {"type": "parse", "inputs": ["cri"], "format": "cri"},
+            "java_ml": {"type": "multiline", "inputs": ["java"], "rule": "java", "timeout": "500ms"},
+            "python_ml": {"type": "multiline", "inputs": ["python"], "rule": "python", "timeout": "500ms"},
+            "go_ml": {"type": "multiline", "inputs": ["go"], "rule": "go", "timeout": "500ms"},
+        },
+        "sinks": {
+            "cri_out": es_sink(cairn.url, "logs-cri", inputs=["cri_parse"]),
+            "ml_out": es_sink(cairn.url, "logs-ml", inputs=["java_ml", "python_ml", "go_ml"]),
+        },
+    }
+    for d in ("java", "python", "go"):
+        (tmp_path / d).mkdir()
+    ts = "2024-05-01T10:00:00.%09dZ"
+    append(logs / "0.log", [
+        ts % 1 + " stdout P hello ",
+        ts % 2 + " stdout P big ",
+        ts % 3 + " stdout F world",
+        ts % 4 + " stderr F an error line",
+        ts % 5 + " stdout F single",
+    ])
+    java = [
+        "2024-05-01 10:00:00 ERROR request failed",
+        "java.lang.IllegalStateException: boom",
+        "\tat com.example.Service.handle(Service.java:42)",
+        "\tat com.example.Main.main(Main.java:7)",
+        "Caused by: java.io.IOException: disk",
+        "\tat com.example.Io.read(Io.java:3)",
+        "\t... 2 more",
+        "2024-05-01 10:00:01 INFO next event",
+    ]
+    python = [
+        "Traceback (most recent call last):",
+        '  File "app.py", line 3, in <module>',
+        "    main()",
+        '  File "app.py", line 2, in main',
+        "    raise KeyError('x')",
+        "KeyError: 'x'",
+        "INFO after the traceback",
+    ]
+    go = [
+        "panic: runtime error: index out of range [3] with length 2",
+        "",
+        "goroutine 1 [running]:",
+        "main.main()",
+        "\t/app/main.go:8 +0x1d",
+        "exit status 2",
+    ]
+    append(tmp_path / "java" / "a.log", java)
+    append(tmp_path / "python" / "a.log", python)
+    append(tmp_path / "go" / "a.log", go)
+    agent = Agent(cfg, tmp_path, "cri_multiline")
+    agents.append(agent)
+    agent.start()
+    wait_count(cairn, "logs-cri", 3, agent)
+    cri = messages(cairn, "logs-cri")
+    assert cri == collections.Counter(["hello big world", "an error line", "single"]), cri
+    # java: 2 events, python: 2, go: the dump (the trailing "exit status" may join it).
+    wait_count(cairn, "logs-ml", 5, agent)
+    time.sleep(1.5)
+    ml = list(messages(cairn, "logs-ml"))
+    java_trace = [m for m in ml if m.startswith("2024-05-01 10:00:00 ERROR")]
+    assert len(java_trace) == 1 and "Io.java:3" in java_trace[0] and "... 2 more" in java_trace[0], ml
+    py_trace = [m for m in ml if m.startswith("Traceback")]
+    assert len(py_trace) == 1 and py_trace[0].endswith("KeyError: 'x'"), ml
+    go_trace = [m for m in ml if m.startswith("panic:")]
+    assert len(go_trace) == 1 and "main.go:8" in go_trace[0], ml
+    assert "INFO after the traceback" in ml and "2024-05-01 10:00:01 INFO next event" in ml
+
+
+class Writer(threading.Thread):
+    """Appends numbered lines at a steady pace until stopped."""
+
+    def __init__(self, path: Path, prefix: str, per_tick: int = 20, tick: float = 0.01):
+        super().__init__(daemon=True)
+        self.path, self.prefix, self.per_tick, self.tick = path, prefix, per_tick, tick
+        self.n = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        with open(self.path, "a", buffering=1) as f:
+            while not self.halt.is_set():
+                for _ in range(self.per_tick):
+                    f.write(f"{self.prefix}-{self.n:07d}\n")
+                    self.n += 1
+                f.flush()
+                time.sleep(self.tick)
+
+    def lines(self) -> list[str]:
+        return [f"{self.prefix}-{i:07d}" for i in range(self.n)]
+
+
+def test_kill9_during_steady_stream_no_loss_no_duplicates(cairn, agents, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cfg = {
+        "data_dir": str(tmp_path / "agent-data"),
+        "sources": {"app": file_source(f"{logs}/*.log")},
+        "sinks": {"store": es_sink(cairn.url, "logs-kill")},
+    }
+    agent = Agent(cfg, tmp_path, "kill9")
+    agents.append(agent)
+    writer = Writer(logs / "app.log", "k", per_tick=10, tick=0.01)
+    writer.start()
+    rng = random.Random(7)
+    agent.start()
+    for _ in range(10):
+        time.sleep(rng.uniform(0.3, 1.2))
+        agent.kill9()
+        agent.start()
+    time.sleep(0.5)
+    writer.halt.set()
+    writer.join(5)
+    want = collections.Counter(writer.lines())
+    assert 1000 < len(want) < 10000
+    wait_count(cairn, "logs-kill", len(want), agent)
+    time.sleep(1.0)
+    got = messages(cairn, "logs-kill")
+    assert not (want - got), f"lost {sum((want - got).values())} lines"
+    dups = sum((got - want).values())
+    assert dups == 0, f"{dups} duplicates"
+
+
+def test_server_outage_no_loss(cairn, agents, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cfg = {
+        "data_dir": str(tmp_path / "agent-data"),
+        "sources": {"app": file_source(f"{logs}/*.log")},
+        "sinks": {"store": es_sink(cairn.url, "logs-outage", request_timeout="5s")},
+    }
+    agent = Agent(cfg, tmp_path, "outage")
+    agents.append(agent)
+    writer = Writer(logs / "app.log", "o", per_tick=3, tick=0.01)
+    writer.start()
+    agent.start()
+    wait_count(cairn, "logs-outage", 200, agent)
+    # The outage: 10 s here to keep the suite short (the mechanism does not depend on
+    # the length: the agent retries without a limit and the lines wait in its buffer).
+    cairn.kill9()
+    time.sleep(10)
+    cairn.start()
+    time.sleep(1.0)
+    writer.halt.set()
+    writer.join(5)
+    want = collections.Counter(writer.lines())
+    assert len(want) < 10000, "the check reads at most 10000 documents"
+    wait_count(cairn, "logs-outage", len(want), agent)
+    time.sleep(1.0)
+    got = messages(cairn, "logs-outage")
+    assert not (want - got), f"lost {sum((want - got).values())} lines"
+    assert not (got - want), f"{sum((got - want).values())} duplicates"
+
+
+class FlakyEs(BaseHTTPRequestHandler):
+    """Plays Elasticsearch's _bulk: the first request gets 429; documents whose message
+    contains `bad` get a 400 item error; `flaky` ones a 503 item error the first time."""
+
+    state = {"requests": 0, "seen_flaky": set(), "accepted": collections.Counter(), "item_attempts": collections.Counter()}
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"version":{"number":"8.13.0"}}')
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        st = FlakyEs.state
+        with FlakyEs.lock:
+            st["requests"] += 1
+            if st["requests"] == 1:
+                self.send_response(429)
+                self.end_headers()
+                self.wfile.write(b'{"error":"too many requests"}')
+                return
+            lines = body.decode().splitlines()
+            items = []
+            for action, doc in zip(lines[0::2], lines[1::2]):
+                msg = json.loads(doc)["message"]
+                st["item_attempts"][msg] += 1
+                if "bad" in msg:
+                    items.append({"create": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": f"cannot parse {msg}"}}})
+                elif "flaky" in msg and msg not in st["seen_flaky"]:
+                    st["seen_flaky"].add(msg)
+                    items.append({"create": {"status": 503, "error": {"type": "unavailable", "reason": "try later"}}})
+                else:
+                    st["accepted"][msg] += 1
+                    items.append({"create": {"status": 201}})
+        out = json.dumps({"took": 1, "errors": True, "items": items}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+def test_429_retries_and_dead_letters(agents, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FlakyEs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        lines = [f"good-{i}" for i in range(20)] + [f"bad-{i}" for i in range(3)] + [f"flaky-{i}" for i in range(5)]
+        append(logs / "app.log", lines)
+        dead = tmp_path / "dead.ndjson"
+        cfg = {
+            "data_dir": str(tmp_path / "agent-data"),
+            "sources": {"app": file_source(f"{logs}/*.log")},
+            "sinks": {"store": es_sink(f"http://127.0.0.1:{server.server_address[1]}", "logs-x", dead_letter_path=str(dead))},
+        }
+        agent = Agent(cfg, tmp_path, "flaky")
+        agents.append(agent)
+        agent.start()
+        st = FlakyEs.state
+
+        def done():
+            agent.assert_alive()
+            with FlakyEs.lock:
+                return sum(st["accepted"].values()) >= 25 and dead.exists() and len(dead.read_text().splitlines()) >= 3
+
+        wait_for(done, DELIVERY_TIMEOUT, interval=0.1, what="deliveries and dead letters")
+        time.sleep(0.5)
+        with FlakyEs.lock:
+            accepted = dict(st["accepted"])
+            attempts = dict(st["item_attempts"])
+        assert sorted(accepted) == sorted(l for l in lines if not l.startswith("bad")), accepted
+        assert all(v == 1 for v in accepted.values()), accepted
+        # Rejected items were sent once (never retried); flaky ones exactly twice.
+        assert all(attempts[f"bad-{i}"] == 1 for i in range(3)), attempts
+        assert all(attempts[f"flaky-{i}"] == 2 for i in range(5)), attempts
+        dl = [json.loads(l) for l in dead.read_text().splitlines()]
+        assert sorted(d["document"]["message"] for d in dl) == [f"bad-{i}" for i in range(3)]
+        assert all("mapper_parsing_exception" in d["reason"] and d["_id"] for d in dl)
+    finally:
+        server.shutdown()
+
+
+def test_health_and_metrics(cairn, agents, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    append(logs / "a.log", [f"m-{i}" for i in range(50)])
+    port = _free_port()
+    cfg = {
+        "data_dir": str(tmp_path / "agent-data"),
+        "api": {"address": f"127.0.0.1:{port}"},
+        "sources": {"app": file_source(f"{logs}/*.log")},
+        "sinks": {"store": es_sink(cairn.url, "logs-metrics")},
+    }
+    agent = Agent(cfg, tmp_path, "metrics")
+    agents.append(agent)
+    agent.start()
+    wait_count(cairn, "logs-metrics", 50, agent)
+    r = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/health", timeout=2), 10, what="health")
+    assert r.status_code == 200
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    vals = {l.split(" ")[0]: l.split(" ")[1] for l in text.splitlines() if l and not l.startswith("#")}
+    assert int(vals["cairn_agent_events_in_total"]) == 50
+    assert int(vals["cairn_agent_events_out_total"]) == 50
+    assert 'cairn_agent_buffer_bytes{sink="store"}' in vals
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
