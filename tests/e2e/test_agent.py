@@ -511,3 +511,176 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- kubernetes ---------------------------------------------------------------------------
+# No real cluster runs on this machine: a local HTTP server plays the API server with
+# PodList / NamespaceList and watch-event responses shaped after the Kubernetes API
+# reference (core/v1 Pod, Namespace, WatchEvent), and the test builds a /var/log/pods
+# tree by hand.
+
+def _pod(ns, name, uid, node, labels, containers, annotations=None):
+    return {
+        "kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": ns, "uid": uid, "resourceVersion": "100",
+                     "labels": labels, "annotations": annotations or {}},
+        "spec": {"nodeName": node, "containers": [{"name": c, "image": i} for c, i in containers]},
+        "status": {"phase": "Running"},
+    }
+
+
+class FakeApiServer(BaseHTTPRequestHandler):
+    state = {"watch_sent": threading.Event(), "auth": []}
+
+    def log_message(self, *args):
+        pass
+
+    def _json(self, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        FakeApiServer.state["auth"].append(self.headers.get("Authorization"))
+        if self.path.startswith("/api/v1/namespaces"):
+            return self._json({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "50"},
+                               "items": [{"kind": "Namespace", "metadata": {"name": "shop", "labels": {"env": "prod"}}}]})
+        if self.path.startswith("/api/v1/pods") and "watch=1" in self.path:
+            assert "fieldSelector=spec.nodeName%3Dnode-1" in self.path
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            # HTTP/1.0 without a length: the body streams until the connection closes,
+            # one JSON watch event per line, as the API server sends them.
+            ev = {"type": "ADDED", "object": _pod("shop", "late-1", "uid-late", "node-1", {"team": "payments"}, [("app", "shop/app:2.0")])}
+            self.wfile.write((json.dumps(ev) + "\n").encode())
+            self.wfile.flush()
+            FakeApiServer.state["watch_sent"].set()
+            time.sleep(3)  # keep the watch open a while, then end it (the agent relists)
+            return
+        if self.path.startswith("/api/v1/pods"):
+            return self._json({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "100"}, "items": [
+                _pod("shop", "web-7d9", "uid-web", "node-1", {"app": "web", "app.kubernetes.io/name": "web"},
+                     [("nginx", "nginx:1.27")], {"prometheus.io/scrape": "true"}),
+                _pod("shop", "noisy", "uid-noisy", "node-1", {"logging": "off"}, [("c", "busybox")]),
+            ]})
+        self.send_response(404)
+        self.end_headers()
+
+
+def test_kubernetes_source_with_fake_api_server(cairn, agents, tmp_path):
+    api = ThreadingHTTPServer(("127.0.0.1", 0), FakeApiServer)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        pods = tmp_path / "pods"
+        web = pods / "shop_web-7d9_uid-web" / "nginx"
+        web.mkdir(parents=True)
+        noisy = pods / "shop_noisy_uid-noisy" / "c"
+        noisy.mkdir(parents=True)
+        system = pods / "kube-system_dns_uid-dns" / "coredns"
+        system.mkdir(parents=True)
+        late = pods / "shop_late-1_uid-late" / "app"
+        late.mkdir(parents=True)
+        token = tmp_path / "token"
+        token.write_text("test-token\n")
+        append(web / "0.log", [
+            "2024-05-01T10:00:00.000000001Z stdout P GET /index",
+            "2024-05-01T10:00:00.000000002Z stdout F .html 200",
+            "2024-05-01T10:00:01.000000000Z stderr F warn: slow upstream",
+        ])
+        append(noisy / "0.log", ["2024-05-01T10:00:00.000000001Z stdout F excluded by label"])
+        append(system / "0.log", ["2024-05-01T10:00:00.000000001Z stdout F excluded by namespace"])
+        cfg = {
+            "data_dir": str(tmp_path / "agent-data"),
+            "sources": {"k8s": {
+                "type": "kubernetes", "pods_dir": str(pods), "node_name": "node-1",
+                "api_server": f"http://127.0.0.1:{api.server_address[1]}", "token_file": str(token),
+                "exclude_namespaces": ["kube-system"], "exclude_labels": {"logging": "off"}, "rescan_interval": "200ms",
+            }},
+            "sinks": {"store": es_sink(cairn.url, "logs-k8s", inputs=["k8s"])},
+        }
+        agent = Agent(cfg, tmp_path, "kubernetes")
+        agents.append(agent)
+        agent.start()
+        wait_count(cairn, "logs-k8s", 2, agent)
+        # The watch delivered the late pod before its log is written; docker json-file
+        # lines this time.
+        assert FakeApiServer.state["watch_sent"].wait(30)
+        append(late / "0.log", [json.dumps({"log": "late line\n", "stream": "stdout", "time": "2024-05-01T10:00:02.5Z"})])
+        wait_count(cairn, "logs-k8s", 3, agent)
+        time.sleep(1.0)
+        docs = {d["message"]: d for d in all_docs(cairn, "logs-k8s")}
+        assert set(docs) == {"GET /index.html 200", "warn: slow upstream", "late line"}, list(docs)
+        d = docs["GET /index.html 200"]
+        k = d["kubernetes"]
+        assert k["namespace"] == "shop" and k["pod"] == {"name": "web-7d9", "uid": "uid-web"}
+        assert k["container"]["name"] == "nginx" and k["container"]["image"] == "nginx:1.27"
+        assert k["labels"] == {"app": "web", "app_kubernetes_io/name": "web"}
+        assert k["annotations"] == {"prometheus_io/scrape": "true"}
+        assert k["node"]["name"] == "node-1" and k["namespace_labels"] == {"env": "prod"}
+        assert d["stream"] == "stdout" and d["@timestamp"].startswith("2024-05-01T10:00:00")
+        assert docs["warn: slow upstream"]["stream"] == "stderr"
+        assert docs["late line"]["kubernetes"]["labels"] == {"team": "payments"}
+        assert all(a == "Bearer test-token" for a in FakeApiServer.state["auth"]), FakeApiServer.state["auth"]
+    finally:
+        api.shutdown()
+
+
+def test_syslog_udp_tcp_and_octet_counting(cairn, agents, tmp_path):
+    import socket
+
+    udp_port, tcp_port = _free_port(), _free_port()
+    cfg = {
+        "data_dir": str(tmp_path / "agent-data"),
+        "sources": {"sys": {"type": "syslog", "udp": f"127.0.0.1:{udp_port}", "tcp": f"127.0.0.1:{tcp_port}"}},
+        "sinks": {"store": es_sink(cairn.url, "logs-syslog", inputs=["sys"])},
+    }
+    agent = Agent(cfg, tmp_path, "syslog")
+    agents.append(agent)
+    agent.start()
+    m5424 = b"<165>1 2024-05-01T10:00:00.000Z host1 app 42 ID47 - octet counted message"
+    m3164 = b"<34>Oct 11 22:14:15 host2 su[77]: newline framed message"
+
+    def connect():
+        s = socket.create_connection(("127.0.0.1", tcp_port), timeout=2)
+        return s
+
+    s = wait_for(connect, 15, what="syslog tcp listener")
+    s.sendall(str(len(m5424)).encode() + b" " + m5424 + m3164 + b"\n")
+    s.close()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.sendto(b"<13>Oct 11 22:14:16 host3 cron: over udp", ("127.0.0.1", udp_port))
+    u.close()
+    wait_count(cairn, "logs-syslog", 3, agent)
+    docs = {d["message"]: d for d in all_docs(cairn, "logs-syslog")}
+    assert set(docs) == {"octet counted message", "newline framed message", "over udp"}, list(docs)
+    d = docs["octet counted message"]
+    assert d["host"]["hostname"] == "host1" and d["@timestamp"].startswith("2024-05-01T10:00:00")
+    assert docs["newline framed message"]["process"]["name"] == "su"
+
+
+def test_stdin_to_file_sink(tmp_path):
+    out = tmp_path / "out.ndjson"
+    cfg = {
+        "data_dir": str(tmp_path / "agent-data"),
+        "sources": {"in": {"type": "stdin"}},
+        "transforms": {
+            "p": {"type": "parse", "inputs": ["in"], "format": "logfmt"},
+            "keep": {"type": "filter", "inputs": ["p"], "condition": "level:error or level:warn"},
+            "tag": {"type": "add_fields", "inputs": ["keep"], "fields": {"service.name": "api"}},
+            "mv": {"type": "rename", "inputs": ["tag"], "fields": {"level": "log.level"}},
+        },
+        "sinks": {"f": {"type": "file", "inputs": ["mv"], "path": str(out)}},
+    }
+    (tmp_path / "agent.yaml").write_text(json.dumps(cfg))
+    data = "level=info msg=hello\nlevel=error msg=broken\nlevel=warn msg=careful\n"
+    r = subprocess.run([str(CAIRN_BIN), "agent", "--config", str(tmp_path / "agent.yaml")], input=data,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [d["msg"] for d in docs] == ["broken", "careful"]
+    assert all(d["service"] == {"name": "api"} and "level" not in d for d in docs)
+    assert [d["log"]["level"] for d in docs] == ["error", "warn"]

@@ -355,7 +355,9 @@ def test_search_saturation_is_429_and_queued_work_completes(srv):
             try:
                 r = srv.post("/corpus/_search", json={"size": 0}, timeout=3)
             except requests.Timeout:
+                print("DBG timeout")
                 return None
+            print("DBG", r.status_code, r.text[:100])
             assert r.status_code in (200, 429), r.text[:500]
             # In a list: a Response's truth value is `r.ok`, false for a 429.
             return [r] if r.status_code == 429 else None

@@ -36,6 +36,8 @@ pub struct ApiConfig {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     File(FileSourceConfig),
+    Kubernetes(Box<crate::kubernetes::KubernetesSourceConfig>),
+    Syslog(crate::syslog::SyslogSourceConfig),
     Stdin(StdinSourceConfig),
 }
 
@@ -381,6 +383,10 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64(secs))
 }
 
+pub(crate) fn de_duration_pub<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    de_duration(d)
+}
+
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -461,6 +467,14 @@ impl Config {
             }
         }
         for (name, s) in &self.sources {
+            if let SourceConfig::Syslog(sl) = s {
+                if sl.udp.is_none() && sl.tcp.is_none() {
+                    return Err(invalid(
+                        format!("sources.{name}"),
+                        "a syslog source needs `udp` and/or `tcp` (listen addresses)".into(),
+                    ));
+                }
+            }
             if let SourceConfig::File(f) = s {
                 if f.include.is_empty() {
                     return Err(invalid(

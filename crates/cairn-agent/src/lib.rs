@@ -31,9 +31,11 @@ pub mod cli;
 pub mod config;
 pub mod file_source;
 pub mod glob;
+pub mod kubernetes;
 pub mod metrics;
 pub mod pipeline;
 pub mod sink;
+pub mod syslog;
 pub mod transform;
 
 use serde_json::{Map, Value};

@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 
 use crate::buffer::{Appended, DiskBuffer};
 use crate::checkpoint::CheckpointStore;
-use crate::config::{Config, SourceConfig};
+use crate::config::{Config, FileSourceConfig, ParseConfig, SourceConfig, TransformConfig};
+use crate::kubernetes::{self, KubernetesSourceConfig, SharedCache};
 use crate::file_source::{event_id, FileIdentitySource, FileTailer, OsIdentity, RawLine};
 use crate::metrics::{self, Metrics};
 use crate::sink::run_sink;
@@ -165,10 +166,33 @@ fn line_event(source: &str, line: RawLine) -> Event {
     }
 }
 
-/// Runs one file source until an error.
+/// The `kubernetes` source's own first stage: container-line decoding and metadata.
+struct KubeStage {
+    cfg: KubernetesSourceConfig,
+    cache: SharedCache,
+    /// `parse` with format `auto` (CRI or Docker json-file, per file).
+    parse: Transform,
+}
+
+impl KubeStage {
+    fn forward(&mut self, decoded: Vec<Event>, routes: &mut Routes) {
+        for mut e in decoded {
+            let path = match crate::get_path(&e.fields, "log.file.path") {
+                Some(Value::String(p)) => p.clone(),
+                _ => String::new(),
+            };
+            if kubernetes::enrich(&self.cfg, &self.cache, &mut e, &path) {
+                routes.push(e);
+            }
+        }
+    }
+}
+
+/// Runs one file (or kubernetes) source until an error.
 fn run_file_source(
     name: &str,
     tailer: &mut FileTailer,
+    mut kube: Option<KubeStage>,
     routes: &mut Routes,
     buffers: &[Arc<DiskBuffer>],
     metrics: &Metrics,
@@ -181,14 +205,35 @@ fn run_file_source(
         Metrics::add(&metrics.bytes_in, read as u64);
         Metrics::add(&metrics.events_in, lines.len() as u64);
         for line in lines.drain(..) {
-            routes.push(line_event(name, line));
+            let ev = line_event(name, line);
+            match kube.as_mut() {
+                Some(k) => {
+                    let mut decoded = Vec::new();
+                    k.parse.process(ev, &mut decoded);
+                    k.forward(decoded, routes);
+                }
+                None => routes.push(ev),
+            }
         }
         for s in ended.drain(..) {
+            if let Some(k) = kube.as_mut() {
+                let mut decoded = Vec::new();
+                k.parse.end_stream(s, &mut decoded);
+                k.forward(decoded, routes);
+            }
             routes.end_stream(s);
         }
         routes.tick();
         routes.commit(buffers, metrics)?;
-        tailer.commit(&|s| hold(&routes.nodes, s))?;
+        let kube_ref = kube.as_ref();
+        tailer.commit(&|s| {
+            let a = hold(&routes.nodes, s);
+            let b = kube_ref.and_then(|k| k.parse.pending_start(s));
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        })?;
         {
             let mut lag = metrics.lag.lock().unwrap_or_else(|p| p.into_inner());
             for (path, l) in tailer.lag() {
@@ -254,6 +299,66 @@ fn run_stdin_source(name: &str, max_line: usize, routes: &mut Routes, buffers: &
     Ok(())
 }
 
+/// Runs a syslog source: parse each message, route, commit in batches.
+fn run_syslog_source(
+    name: &str,
+    rx: std::sync::mpsc::Receiver<crate::syslog::Message>,
+    routes: &mut Routes,
+    buffers: &[Arc<DiskBuffer>],
+    metrics: &Metrics,
+) -> Result<(), AgentError> {
+    use cairn_formats::{Format, LineParser, ParseOptions};
+    let salt = format!("{name}/{}", now_millis());
+    let mut seq = 0u64;
+    let mut parser = LineParser::new(Format::Syslog, ParseOptions::default());
+    let mut parser_secs = 0u64;
+    loop {
+        let first = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        let batch = first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok()).take(5000));
+        for msg in batch {
+            Metrics::add(&metrics.events_in, 1);
+            Metrics::add(&metrics.bytes_in, msg.text.len() as u64);
+            // RFC 3164 has no year: the parser takes it from its reference time, so
+            // keep that near now (rebuilt once a minute; the parser is stateless here).
+            let now_secs = now_millis() / 1000;
+            if now_secs.saturating_sub(parser_secs) >= 60 {
+                parser_secs = now_secs;
+                parser = LineParser::new(
+                    Format::Syslog,
+                    ParseOptions {
+                        reference_time: Some(now_secs as i64),
+                        ..Default::default()
+                    },
+                );
+            }
+            let mut fields = Map::new();
+            fields.insert("@timestamp".into(), timestamp_now());
+            for parsed in parser.parse_line(&msg.text).into_events() {
+                for (k, v) in parsed {
+                    fields.insert(k, v);
+                }
+            }
+            if !fields.contains_key("message") {
+                fields.insert("message".into(), Value::String(String::from_utf8_lossy(&msg.text).into_owned()));
+            }
+            set_path(&mut fields, "log.source.address", Value::String(msg.peer));
+            routes.push(Event {
+                fields,
+                stream: 0,
+                start: seq,
+                id: event_id(&salt, 0, seq),
+            });
+            seq += 1;
+        }
+        routes.tick();
+        routes.commit(buffers, metrics)?;
+    }
+}
+
 /// Starts the agent from a config file and runs until a fatal error (or, when every
 /// source is finite, such as stdin, until everything read has been delivered).
 pub fn run(config_path: &Path) -> Result<(), AgentError> {
@@ -312,7 +417,64 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
                 std::thread::Builder::new()
                     .name(format!("source-{name}"))
                     .spawn(move || {
-                        if let Err(e) = run_file_source(&name, &mut tailer, &mut routes, &bufs, &m) {
+                        if let Err(e) = run_file_source(&name, &mut tailer, None, &mut routes, &bufs, &m) {
+                            let _ = tx.send(e);
+                        }
+                    })
+                    .map_err(|e| AgentError::io("spawning a source thread", e))?;
+            }
+            SourceConfig::Kubernetes(kc) => {
+                let kc = *kc;
+                let fc = FileSourceConfig {
+                    include: vec![format!("{}/*/*/*.log", kc.pods_dir.trim_end_matches('/'))],
+                    exclude: Vec::new(),
+                    read_from: kc.read_from,
+                    max_line_bytes: kc.max_line_bytes,
+                    rescan_interval: kc.rescan_interval,
+                    poll_interval: Duration::from_millis(100),
+                    fingerprint_bytes: 256,
+                    encoding: Default::default(),
+                };
+                let cache: SharedCache = Arc::default();
+                let watching = kubernetes::Watcher::new(&kc, cache.clone())?.is_some_and(|w| {
+                    std::thread::Builder::new()
+                        .name(format!("k8s-watch-{name}"))
+                        .spawn(move || w.run())
+                        .is_ok()
+                });
+                let parse = Transform::build(
+                    &name,
+                    &TransformConfig::Parse(ParseConfig {
+                        inputs: Vec::new(),
+                        format: "auto".into(),
+                        field: "message".into(),
+                        keep_original: false,
+                    }),
+                )
+                .map_err(AgentError::Config)?;
+                let stage = KubeStage { cfg: kc, cache, parse };
+                let ckpt = CheckpointStore::open(&data_dir.join("checkpoints"), &name)?;
+                let mut tailer = FileTailer::new(&name, fc, ckpt, ident.clone());
+                std::thread::Builder::new()
+                    .name(format!("source-{name}"))
+                    .spawn(move || {
+                        if watching {
+                            kubernetes::wait_synced(&stage.cache, Duration::from_secs(10));
+                        }
+                        if let Err(e) = run_file_source(&name, &mut tailer, Some(stage), &mut routes, &bufs, &m) {
+                            let _ = tx.send(e);
+                        }
+                    })
+                    .map_err(|e| AgentError::io("spawning a source thread", e))?;
+            }
+            SourceConfig::Syslog(sc) => {
+                let l = crate::syslog::start(&sc, metrics.clone())?;
+                tracing::info!(source = %name, udp = ?l.udp, tcp = ?l.tcp, "syslog listening");
+                let rx = l.rx;
+                std::thread::Builder::new()
+                    .name(format!("source-{name}"))
+                    .spawn(move || {
+                        if let Err(e) = run_syslog_source(&name, rx, &mut routes, &bufs, &m) {
                             let _ = tx.send(e);
                         }
                     })

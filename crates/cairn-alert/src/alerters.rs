@@ -18,7 +18,10 @@ use crate::value::lookup;
 pub fn validate(name: &str, m: &Map<String, Value>) -> Result<()> {
     let need = |k: &str| -> Result<()> {
         match m.get(k) {
-            None | Some(Value::Null) => Err(AlertError::config(k, format!("required by the {name} alerter"))),
+            None | Some(Value::Null) => Err(AlertError::config(
+                k,
+                format!("required by the {name} alerter"),
+            )),
             Some(_) => Ok(()),
         }
     };
@@ -32,8 +35,14 @@ pub fn validate(name: &str, m: &Map<String, Value>) -> Result<()> {
         }
         "command" => {
             need("command")?;
-            if !matches!(m.get("command"), Some(Value::String(_)) | Some(Value::Array(_))) {
-                return Err(AlertError::config("command", "expected a command line or a list of arguments"));
+            if !matches!(
+                m.get("command"),
+                Some(Value::String(_)) | Some(Value::Array(_))
+            ) {
+                return Err(AlertError::config(
+                    "command",
+                    "expected a command line or a list of arguments",
+                ));
             }
             Ok(())
         }
@@ -78,7 +87,10 @@ fn payload_docs(d: &AlertDraft) -> Vec<Map<String, Value>> {
         }
         vec![m]
     } else {
-        d.matches.iter().filter_map(|v| v.as_object().cloned()).collect()
+        d.matches
+            .iter()
+            .filter_map(|v| v.as_object().cloned())
+            .collect()
     }
 }
 
@@ -110,7 +122,10 @@ async fn post_json(
         let text = resp.text().await.unwrap_or_default();
         return Err(AlertError::alerter(
             alerter,
-            format!("POST {url}: HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+            format!(
+                "POST {url}: HTTP {status}: {}",
+                text.chars().take(200).collect::<String>()
+            ),
         ));
     }
     Ok(())
@@ -121,7 +136,14 @@ fn headers_of(m: &Map<String, Value>, key: &str) -> Vec<(String, String)> {
         .and_then(Value::as_object)
         .map(|o| {
             o.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -137,7 +159,11 @@ fn render_template_value(v: &Value, ctx: &Value) -> Value {
                 Err(_) => v.clone(),
             }
         }
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), render_template_value(v, ctx))).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), render_template_value(v, ctx)))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(|v| render_template_value(v, ctx)).collect()),
         other => other.clone(),
     }
@@ -153,8 +179,16 @@ pub async fn send(name: &str, rule: &Rule, d: &AlertDraft, client: &reqwest::Cli
         }
         "post" => {
             let urls = str_list(m, "http_post_url")?;
-            let payload_map = m.get("http_post_payload").and_then(Value::as_object).cloned().unwrap_or_default();
-            let static_payload = m.get("http_post_static_payload").and_then(Value::as_object).cloned().unwrap_or_default();
+            let payload_map = m
+                .get("http_post_payload")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let static_payload = m
+                .get("http_post_static_payload")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             let all_values = opt_bool(m, "http_post_all_values")?.unwrap_or(payload_map.is_empty());
             let headers = headers_of(m, "http_post_headers");
             let timeout = opt_f64(m, "http_post_timeout")?;
@@ -177,11 +211,21 @@ pub async fn send(name: &str, rule: &Rule, d: &AlertDraft, client: &reqwest::Cli
         }
         "post2" => {
             let urls = str_list(m, "http_post2_url")?;
-            let template = m.get("http_post2_payload").cloned().unwrap_or_else(|| json!({}));
-            let raw_fields = m.get("http_post2_raw_fields").and_then(Value::as_object).cloned().unwrap_or_default();
+            let template = m
+                .get("http_post2_payload")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            let raw_fields = m
+                .get("http_post2_raw_fields")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             let all_values = opt_bool(m, "http_post2_all_values")?
                 .unwrap_or(template.as_object().is_none_or(|o| o.is_empty()));
-            let header_tpl = m.get("http_post2_headers").cloned().unwrap_or_else(|| json!({}));
+            let header_tpl = m
+                .get("http_post2_headers")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
             let timeout = opt_f64(m, "http_post2_timeout")?;
             for (i, doc) in payload_docs(d).iter().enumerate() {
                 let mut ctx = doc.clone();
@@ -198,7 +242,14 @@ pub async fn send(name: &str, rule: &Rule, d: &AlertDraft, client: &reqwest::Cli
                 let mut h: Vec<(String, String)> = match render_template_value(&header_tpl, &ctx) {
                     Value::Object(o) => o
                         .into_iter()
-                        .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                        .map(|(k, v)| {
+                            (
+                                k,
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string()),
+                            )
+                        })
                         .collect(),
                     _ => Vec::new(),
                 };
@@ -233,7 +284,15 @@ pub async fn send(name: &str, rule: &Rule, d: &AlertDraft, client: &reqwest::Cli
             }
             let h = vec![("Idempotency-Key".to_string(), d.id.clone())];
             for url in &urls {
-                post_json(client, name, url, &payload, &h, opt_f64(m, "slack_timeout")?).await?;
+                post_json(
+                    client,
+                    name,
+                    url,
+                    &payload,
+                    &h,
+                    opt_f64(m, "slack_timeout")?,
+                )
+                .await?;
             }
             Ok(())
         }
@@ -289,7 +348,8 @@ pub async fn send(name: &str, rule: &Rule, d: &AlertDraft, client: &reqwest::Cli
             let url = format!("{base}/bot{token}/sendMessage");
             let mut text = format!("\u{26a0} *{}* \u{26a0} ```\n{}", d.subject, d.body);
             if text.chars().count() > 4090 {
-                text = text.chars().take(4000).collect::<String>() + "\n\n\u{26a0} *message was cropped according to telegram limits!* \u{26a0}";
+                text = text.chars().take(4000).collect::<String>()
+                    + "\n\n\u{26a0} *message was cropped according to telegram limits!* \u{26a0}";
             }
             text.push_str(" ```");
             let payload = json!({
@@ -302,12 +362,17 @@ pub async fn send(name: &str, rule: &Rule, d: &AlertDraft, client: &reqwest::Cli
             post_json(client, name, &url, &payload, &h, None).await
         }
         "pagerduty" => {
-            let url = opt_str(m, "pagerduty_events_url")?.unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".into());
+            let url = opt_str(m, "pagerduty_events_url")?
+                .unwrap_or_else(|| "https://events.pagerduty.com/v2/enqueue".into());
             let dedup = match opt_str(m, "pagerduty_incident_key")? {
                 Some(t) => {
                     let args: Vec<Value> = str_list(m, "pagerduty_incident_key_args")?
                         .iter()
-                        .map(|a| lookup(&first_match(d), a).cloned().unwrap_or(Value::String(crate::format::MISSING.into())))
+                        .map(|a| {
+                            lookup(&first_match(d), a)
+                                .cloned()
+                                .unwrap_or(Value::String(crate::format::MISSING.into()))
+                        })
                         .collect();
                     crate::format::py_format(&t, &args, &Default::default())
                 }
@@ -328,7 +393,8 @@ pub async fn send(name: &str, rule: &Rule, d: &AlertDraft, client: &reqwest::Cli
             post_json(client, name, &url, &payload, &[], None).await
         }
         "opsgenie" => {
-            let url = opt_str(m, "opsgenie_addr")?.unwrap_or_else(|| "https://api.opsgenie.com/v2/alerts".into());
+            let url = opt_str(m, "opsgenie_addr")?
+                .unwrap_or_else(|| "https://api.opsgenie.com/v2/alerts".into());
             let key = opt_str(m, "opsgenie_key")?.unwrap_or_default();
             let mut payload = json!({
                 "message": opt_str(m, "opsgenie_subject")?.unwrap_or_else(|| d.subject.clone()),
@@ -342,7 +408,12 @@ pub async fn send(name: &str, rule: &Rule, d: &AlertDraft, client: &reqwest::Cli
             }
             let teams = str_list(m, "opsgenie_teams")?;
             if !teams.is_empty() {
-                payload["responders"] = Value::Array(teams.iter().map(|t| json!({"name": t, "type": "team"})).collect());
+                payload["responders"] = Value::Array(
+                    teams
+                        .iter()
+                        .map(|t| json!({"name": t, "type": "team"}))
+                        .collect(),
+                );
             }
             let h = vec![("Authorization".to_string(), format!("GenieKey {key}"))];
             post_json(client, name, &url, &payload, &h, None).await
@@ -369,7 +440,15 @@ async fn run_command(rule: &Rule, d: &AlertDraft) -> Result<()> {
         Some(Value::Array(a)) => {
             let parts: Vec<String> = a
                 .iter()
-                .map(|p| percent_format(p.as_str().map(str::to_string).unwrap_or_else(|| p.to_string()).as_str(), &doc))
+                .map(|p| {
+                    percent_format(
+                        p.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| p.to_string())
+                            .as_str(),
+                        &doc,
+                    )
+                })
                 .collect();
             let Some((first, rest)) = parts.split_first() else {
                 return Err(AlertError::alerter("command", "empty command"));
@@ -389,7 +468,11 @@ async fn run_command(rule: &Rule, d: &AlertDraft) -> Result<()> {
     cmd.args(&args)
         .env("CAIRN_ALERT_ID", &d.id)
         .env("CAIRN_ALERT_SUBJECT", &d.subject)
-        .stdin(if stdin_data.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+        .stdin(if stdin_data.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
@@ -405,7 +488,9 @@ async fn run_command(rule: &Rule, d: &AlertDraft) -> Result<()> {
     }
     let out = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
         .await
-        .map_err(|_| AlertError::alerter("command", format!("{program} did not finish within 300s")))?
+        .map_err(|_| {
+            AlertError::alerter("command", format!("{program} did not finish within 300s"))
+        })?
         .map_err(|e| AlertError::alerter("command", e.to_string()))?;
     if !out.status.success() && opt_bool(m, "fail_on_non_zero_exit")?.unwrap_or(false) {
         return Err(AlertError::alerter(
@@ -413,7 +498,10 @@ async fn run_command(rule: &Rule, d: &AlertDraft) -> Result<()> {
             format!(
                 "{program} exited with {}: {}",
                 out.status,
-                String::from_utf8_lossy(&out.stderr).chars().take(300).collect::<String>()
+                String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             ),
         ));
     }
@@ -449,34 +537,59 @@ async fn send_email(rule: &Rule, d: &AlertDraft) -> Result<()> {
         .message_id(Some(format!("<{}@cairn.alert>", d.id)))
         .header(ContentType::TEXT_PLAIN);
     for addr in &to {
-        b = b.to(addr.parse().map_err(|e| err(format!("email [{addr}]: {e}")))?);
+        b = b.to(addr
+            .parse()
+            .map_err(|e| err(format!("email [{addr}]: {e}")))?);
     }
     for addr in str_list(m, "cc")? {
         b = b.cc(addr.parse().map_err(|e| err(format!("cc [{addr}]: {e}")))?);
     }
     for addr in str_list(m, "bcc")? {
-        b = b.bcc(addr.parse().map_err(|e| err(format!("bcc [{addr}]: {e}")))?);
+        b = b.bcc(
+            addr.parse()
+                .map_err(|e| err(format!("bcc [{addr}]: {e}")))?,
+        );
     }
     if let Some(r) = opt_str(m, "email_reply_to")? {
-        b = b.reply_to(r.parse().map_err(|e| err(format!("email_reply_to [{r}]: {e}")))?);
+        b = b.reply_to(
+            r.parse()
+                .map_err(|e| err(format!("email_reply_to [{r}]: {e}")))?,
+        );
     }
     let msg = b.body(d.body.clone()).map_err(|e| err(e.to_string()))?;
 
     let host = opt_str(m, "smtp_host")?.unwrap_or_else(|| "localhost".into());
     let ssl = opt_bool(m, "smtp_ssl")?.unwrap_or(false);
-    let port = opt_f64(m, "smtp_port")?.map(|p| p as u16).unwrap_or(if ssl { 465 } else { 25 });
-    let tls_params = || TlsParameters::new(host.clone()).map_err(|e| err(format!("TLS for {host}: {e}")));
+    let port = opt_f64(m, "smtp_port")?
+        .map(|p| p as u16)
+        .unwrap_or(if ssl { 465 } else { 25 });
+    let tls_params =
+        || TlsParameters::new(host.clone()).map_err(|e| err(format!("TLS for {host}: {e}")));
     // As ElastAlert: smtp_ssl is implicit TLS; otherwise STARTTLS when the server offers it.
-    let tls = if ssl { Tls::Wrapper(tls_params()?) } else { Tls::Opportunistic(tls_params()?) };
+    let tls = if ssl {
+        Tls::Wrapper(tls_params()?)
+    } else {
+        Tls::Opportunistic(tls_params()?)
+    };
     let mut t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
         .port(port)
         .tls(tls)
         .timeout(Some(Duration::from_secs(30)));
     if let Some(path) = opt_str(m, "smtp_auth_file")? {
-        let text = std::fs::read_to_string(&path).map_err(|e| err(format!("smtp_auth_file {path}: {e}")))?;
-        let v = cairn_core::yaml::parse(&text).map_err(|e| err(format!("smtp_auth_file {path}: {e}")))?;
-        let user = v.get("user").and_then(Value::as_str).unwrap_or_default().to_string();
-        let pass = v.get("password").and_then(Value::as_str).unwrap_or_default().to_string();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| err(format!("smtp_auth_file {path}: {e}")))?;
+        let v = cairn_core::yaml::parse(&text)
+            .map_err(|e| err(format!("smtp_auth_file {path}: {e}")))?;
+        let user = v
+            .get("user")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let pass = v
+            .get("password")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         t = t.credentials(Credentials::new(user, pass));
     }
     t.build()

@@ -101,13 +101,20 @@ impl SearchBackend for HttpBackend {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let resp = req.send().await.map_err(|e| AlertError::Transport(format!("{url}: {e}")))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| AlertError::Transport(format!("{url}: {e}")))?;
             let status = resp.status().as_u16();
-            let bytes = resp.bytes().await.map_err(|e| AlertError::Transport(e.to_string()))?;
+            let bytes = resp
+                .bytes()
+                .await
+                .map_err(|e| AlertError::Transport(e.to_string()))?;
             let v = if bytes.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+                serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
             };
             Ok((status, v))
         })
@@ -146,7 +153,13 @@ impl<'a> Es<'a> {
         Es { backend, user }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>, what: &str) -> Result<Value> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<Value> {
         let (status, v) = self.backend.request(method, path, body, self.user).await?;
         if status >= 300 {
             return Err(AlertError::Backend {
@@ -159,7 +172,10 @@ impl<'a> Es<'a> {
     }
 
     pub async fn search(&self, index: &str, body: &Value, scroll: Option<&str>) -> Result<Value> {
-        let mut path = format!("/{}/_search?ignore_unavailable=true&allow_no_indices=true", encode_segment(index));
+        let mut path = format!(
+            "/{}/_search?ignore_unavailable=true&allow_no_indices=true",
+            encode_segment(index)
+        );
         if let Some(s) = scroll {
             path.push_str(&format!("&scroll={s}"));
         }
@@ -168,16 +184,23 @@ impl<'a> Es<'a> {
 
     pub async fn scroll(&self, scroll_id: &str, keepalive: &str) -> Result<Value> {
         let body = json!({"scroll": keepalive, "scroll_id": scroll_id});
-        self.call(Method::Post, "/_search/scroll", Some(&body), "scroll").await
+        self.call(Method::Post, "/_search/scroll", Some(&body), "scroll")
+            .await
     }
 
     pub async fn clear_scroll(&self, scroll_id: &str) {
         let body = json!({"scroll_id": scroll_id});
-        let _ = self.backend.request(Method::Delete, "/_search/scroll", Some(&body), self.user).await;
+        let _ = self
+            .backend
+            .request(Method::Delete, "/_search/scroll", Some(&body), self.user)
+            .await;
     }
 
     pub async fn count(&self, index: &str, body: &Value) -> Result<u64> {
-        let path = format!("/{}/_count?ignore_unavailable=true&allow_no_indices=true", encode_segment(index));
+        let path = format!(
+            "/{}/_count?ignore_unavailable=true&allow_no_indices=true",
+            encode_segment(index)
+        );
         let v = self.call(Method::Post, &path, Some(body), "count").await?;
         Ok(v.get("count").and_then(Value::as_u64).unwrap_or(0))
     }
@@ -190,13 +213,22 @@ impl<'a> Es<'a> {
             encode_segment(id),
             if refresh { "?refresh=true" } else { "" }
         );
-        self.call(Method::Put, &path, Some(doc), "index document").await.map(|_| ())
+        self.call(Method::Put, &path, Some(doc), "index document")
+            .await
+            .map(|_| ())
     }
 
     /// Creates a document only if its id is new; Ok(false) if it already existed.
     pub async fn create_doc(&self, index: &str, id: &str, doc: &Value) -> Result<bool> {
-        let path = format!("/{}/_create/{}?refresh=true", encode_segment(index), encode_segment(id));
-        let (status, v) = self.backend.request(Method::Put, &path, Some(doc), self.user).await?;
+        let path = format!(
+            "/{}/_create/{}?refresh=true",
+            encode_segment(index),
+            encode_segment(id)
+        );
+        let (status, v) = self
+            .backend
+            .request(Method::Put, &path, Some(doc), self.user)
+            .await?;
         match status {
             200..=299 => Ok(true),
             409 => Ok(false),
@@ -211,7 +243,10 @@ impl<'a> Es<'a> {
     /// The `_source` of a document, None if it (or its index) does not exist.
     pub async fn get_doc(&self, index: &str, id: &str) -> Result<Option<Value>> {
         let path = format!("/{}/_doc/{}", encode_segment(index), encode_segment(id));
-        let (status, v) = self.backend.request(Method::Get, &path, None, self.user).await?;
+        let (status, v) = self
+            .backend
+            .request(Method::Get, &path, None, self.user)
+            .await?;
         match status {
             200 => Ok(v.get("_source").cloned()),
             404 => Ok(None),
@@ -224,8 +259,15 @@ impl<'a> Es<'a> {
     }
 
     pub async fn delete_doc(&self, index: &str, id: &str) -> Result<bool> {
-        let path = format!("/{}/_doc/{}?refresh=true", encode_segment(index), encode_segment(id));
-        let (status, v) = self.backend.request(Method::Delete, &path, None, self.user).await?;
+        let path = format!(
+            "/{}/_doc/{}?refresh=true",
+            encode_segment(index),
+            encode_segment(id)
+        );
+        let (status, v) = self
+            .backend
+            .request(Method::Delete, &path, None, self.user)
+            .await?;
         match status {
             200..=299 => Ok(true),
             404 => Ok(false),

@@ -304,7 +304,12 @@ pub fn load_file(path: &Path, globals: &Globals) -> Result<Rule> {
 }
 
 /// Parses and validates a rule from YAML text. `base_dir` resolves `import:`.
-pub fn parse_rule(id: &str, text: &str, base_dir: Option<&Path>, globals: &Globals) -> Result<Rule> {
+pub fn parse_rule(
+    id: &str,
+    text: &str,
+    base_dir: Option<&Path>,
+    globals: &Globals,
+) -> Result<Rule> {
     let value = yaml::parse(text).map_err(|e| AlertError::config("(yaml)", e.to_string()))?;
     let mut map = match value {
         Value::Object(m) => m,
@@ -328,12 +333,19 @@ pub fn parse_rule(id: &str, text: &str, base_dir: Option<&Path>, globals: &Globa
     build_rule(id, map, globals)
 }
 
-fn resolve_imports(map: &mut Map<String, Value>, base_dir: Option<&Path>, depth: usize) -> Result<()> {
+fn resolve_imports(
+    map: &mut Map<String, Value>,
+    base_dir: Option<&Path>,
+    depth: usize,
+) -> Result<()> {
     let Some(import) = map.remove("import") else {
         return Ok(());
     };
     if depth > 8 {
-        return Err(AlertError::config("import", "imports nested more than 8 deep (a cycle?)"));
+        return Err(AlertError::config(
+            "import",
+            "imports nested more than 8 deep (a cycle?)",
+        ));
     }
     let paths: Vec<String> = match import {
         Value::String(s) => vec![s],
@@ -341,10 +353,18 @@ fn resolve_imports(map: &mut Map<String, Value>, base_dir: Option<&Path>, depth:
             .into_iter()
             .map(|i| match i {
                 Value::String(s) => Ok(s),
-                _ => Err(AlertError::config("import", "expected a path or a list of paths")),
+                _ => Err(AlertError::config(
+                    "import",
+                    "expected a path or a list of paths",
+                )),
             })
             .collect::<Result<_>>()?,
-        _ => return Err(AlertError::config("import", "expected a path or a list of paths")),
+        _ => {
+            return Err(AlertError::config(
+                "import",
+                "expected a path or a list of paths",
+            ))
+        }
     };
     for p in paths {
         let mut path = PathBuf::from(&p);
@@ -363,7 +383,8 @@ fn resolve_imports(map: &mut Map<String, Value>, base_dir: Option<&Path>, depth:
             path: path.display().to_string(),
             source: e,
         })?;
-        let v = yaml::parse(&text).map_err(|e| AlertError::config("import", format!("{p}: {e}")))?;
+        let v =
+            yaml::parse(&text).map_err(|e| AlertError::config("import", format!("{p}: {e}")))?;
         let Value::Object(mut imported) = v else {
             return Err(AlertError::config("import", format!("{p}: not a mapping")));
         };
@@ -396,7 +417,10 @@ pub(crate) fn opt_bool(m: &Map<String, Value>, key: &str) -> Result<Option<bool>
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(AlertError::config(key, "expected a boolean (true/false, yes/no)")),
+        Some(_) => Err(AlertError::config(
+            key,
+            "expected a boolean (true/false, yes/no)",
+        )),
     }
 }
 
@@ -420,7 +444,10 @@ pub(crate) fn opt_u64(m: &Map<String, Value>, key: &str) -> Result<Option<u64>> 
     match opt_f64(m, key)? {
         None => Ok(None),
         Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as u64)),
-        Some(f) => Err(AlertError::config(key, format!("expected a non-negative integer, got {f}"))),
+        Some(f) => Err(AlertError::config(
+            key,
+            format!("expected a non-negative integer, got {f}"),
+        )),
     }
 }
 
@@ -436,10 +463,16 @@ pub(crate) fn str_list(m: &Map<String, Value>, key: &str) -> Result<Vec<String>>
                 Value::String(s) => Ok(s.clone()),
                 Value::Number(n) => Ok(n.to_string()),
                 Value::Bool(b) => Ok(if *b { "True".into() } else { "False".into() }),
-                _ => Err(AlertError::config(format!("{key}[{i}]"), "expected a string")),
+                _ => Err(AlertError::config(
+                    format!("{key}[{i}]"),
+                    "expected a string",
+                )),
             })
             .collect(),
-        Some(_) => Err(AlertError::config(key, "expected a string or a list of strings")),
+        Some(_) => Err(AlertError::config(
+            key,
+            "expected a string or a list of strings",
+        )),
     }
 }
 
@@ -450,9 +483,9 @@ pub fn parse_duration_value(v: &Value, key: &str) -> Result<i64> {
         Value::Object(m) => {
             let mut total = 0f64;
             for (unit, n) in m {
-                let n = n
-                    .as_f64()
-                    .ok_or_else(|| AlertError::config(format!("{key}.{unit}"), "expected a number"))?;
+                let n = n.as_f64().ok_or_else(|| {
+                    AlertError::config(format!("{key}.{unit}"), "expected a number")
+                })?;
                 let mult = match unit.as_str() {
                     "weeks" => 7.0 * 86_400e6,
                     "days" => 86_400e6,
@@ -461,12 +494,10 @@ pub fn parse_duration_value(v: &Value, key: &str) -> Result<i64> {
                     "seconds" => 1e6,
                     "milliseconds" => 1e3,
                     "microseconds" => 1.0,
-                    other => {
-                        return Err(AlertError::config(
-                            format!("{key}.{other}"),
-                            "unknown unit: use weeks, days, hours, minutes, seconds or milliseconds",
-                        ))
-                    }
+                    other => return Err(AlertError::config(
+                        format!("{key}.{other}"),
+                        "unknown unit: use weeks, days, hours, minutes, seconds or milliseconds",
+                    )),
                 };
                 total += n * mult;
             }
@@ -482,13 +513,21 @@ pub fn parse_duration_value(v: &Value, key: &str) -> Result<i64> {
                     .and_then(|n| n.parse::<i64>().ok())
                     .map(|w| w * 7 * 86_400 * SECOND)
             })
-            .ok_or_else(|| AlertError::config(key, format!("invalid duration [{s}]: use e.g. {{minutes: 5}} or 5m"))),
+            .ok_or_else(|| {
+                AlertError::config(
+                    key,
+                    format!("invalid duration [{s}]: use e.g. {{minutes: 5}} or 5m"),
+                )
+            }),
         Value::Number(n) => n
             .as_f64()
             .filter(|f| (0.0..9.0e12).contains(f))
             .map(|f| (f * 1e6) as i64)
             .ok_or_else(|| AlertError::config(key, "invalid duration")),
-        _ => Err(AlertError::config(key, "expected a duration such as {minutes: 5}")),
+        _ => Err(AlertError::config(
+            key,
+            "expected a duration such as {minutes: 5}",
+        )),
     }
 }
 
@@ -527,7 +566,15 @@ fn require_timeframe(tf: Option<i64>, t: &str) -> Result<i64> {
 fn metric_spec(m: &Map<String, Value>, spike: bool) -> Result<MetricSpec> {
     let agg_key = req_str(m, "metric_agg_key")?;
     let agg_type = req_str(m, "metric_agg_type")?;
-    const ALLOWED: &[&str] = &["min", "max", "avg", "sum", "cardinality", "value_count", "percentiles"];
+    const ALLOWED: &[&str] = &[
+        "min",
+        "max",
+        "avg",
+        "sum",
+        "cardinality",
+        "value_count",
+        "percentiles",
+    ];
     if !ALLOWED.contains(&agg_type.as_str()) {
         return Err(AlertError::config(
             "metric_agg_type",
@@ -575,7 +622,12 @@ fn build_filter(m: &Map<String, Value>) -> Result<Vec<Value>> {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(a)) => a.clone(),
         Some(Value::Object(o)) => vec![Value::Object(o.clone())],
-        Some(_) => return Err(AlertError::config("filter", "expected a list of query clauses")),
+        Some(_) => {
+            return Err(AlertError::config(
+                "filter",
+                "expected a list of query clauses",
+            ))
+        }
     };
     let limits = cairn_query::Limits::default();
     let mut out = Vec::with_capacity(clauses.len());
@@ -594,9 +646,15 @@ fn build_filter(m: &Map<String, Value>) -> Result<Vec<Value>> {
                     Value::Object(o)
                 }
             }
-            _ => return Err(AlertError::config(key, "expected a query clause (a mapping)")),
+            _ => {
+                return Err(AlertError::config(
+                    key,
+                    "expected a query clause (a mapping)",
+                ))
+            }
         };
-        cairn_query::dsl::parse(&c, &limits).map_err(|e| AlertError::config(key.clone(), e.to_string()))?;
+        cairn_query::dsl::parse(&c, &limits)
+            .map_err(|e| AlertError::config(key.clone(), e.to_string()))?;
         out.push(c);
     }
     Ok(out)
@@ -805,7 +863,9 @@ fn build_rule(id: &str, m: Map<String, Value>, g: &Globals) -> Result<Rule> {
     if opt_bool(&m, "filter_by_list")?.unwrap_or(true) {
         let (list, ck, negate) = match &kind {
             RuleKind::Blacklist { list, compare_key } => (list, compare_key, false),
-            RuleKind::Whitelist { list, compare_key, .. } => (list, compare_key, true),
+            RuleKind::Whitelist {
+                list, compare_key, ..
+            } => (list, compare_key, true),
             _ => (&Vec::new(), &String::new(), false),
         };
         if !list.is_empty() {
@@ -845,13 +905,12 @@ fn build_rule(id: &str, m: Map<String, Value>, g: &Globals) -> Result<Rule> {
     let aggregation = match m.get("aggregation") {
         None | Some(Value::Null) => None,
         Some(Value::Object(o)) if o.contains_key("schedule") => {
-            let s = o
-                .get("schedule")
-                .and_then(Value::as_str)
-                .ok_or_else(|| AlertError::config("aggregation.schedule", "expected a cron string"))?;
-            Some(Aggregation::Schedule(
-                Cron::parse(s).map_err(|e| AlertError::config("aggregation.schedule", e))?,
-            ))
+            let s = o.get("schedule").and_then(Value::as_str).ok_or_else(|| {
+                AlertError::config("aggregation.schedule", "expected a cron string")
+            })?;
+            Some(Aggregation::Schedule(Cron::parse(s).map_err(|e| {
+                AlertError::config("aggregation.schedule", e)
+            })?))
         }
         Some(v) => Some(Aggregation::Every(parse_duration_value(v, "aggregation")?)),
     };
@@ -860,10 +919,9 @@ fn build_rule(id: &str, m: Map<String, Value>, g: &Globals) -> Result<Rule> {
         None => None,
     };
     let query_timezone = match opt_str(&m, "query_timezone")? {
-        Some(s) => Some(
-            s.parse::<chrono_tz::Tz>()
-                .map_err(|_| AlertError::config("query_timezone", format!("unknown time zone [{s}]")))?,
-        ),
+        Some(s) => Some(s.parse::<chrono_tz::Tz>().map_err(|_| {
+            AlertError::config("query_timezone", format!("unknown time zone [{s}]"))
+        })?),
         None => None,
     };
     let alert_text_type = match opt_str(&m, "alert_text_type")?.as_deref() {
@@ -890,7 +948,10 @@ fn build_rule(id: &str, m: Map<String, Value>, g: &Globals) -> Result<Rule> {
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(AlertError::config(format!("alert_text_kw.{k}"), "expected a string")),
+                _ => Err(AlertError::config(
+                    format!("alert_text_kw.{k}"),
+                    "expected a string",
+                )),
             })
             .collect::<Result<_>>()?,
         Some(_) => return Err(AlertError::config("alert_text_kw", "expected a mapping")),
@@ -904,11 +965,21 @@ fn build_rule(id: &str, m: Map<String, Value>, g: &Globals) -> Result<Rule> {
             .map(|(i, a)| match a {
                 Value::String(s) => Ok(s.clone()),
                 // ElastAlert allows `- email: {options}`: options merged into the rule.
-                Value::Object(o) if o.len() == 1 => Ok(o.keys().next().cloned().unwrap_or_default()),
-                _ => Err(AlertError::config(format!("alert[{i}]"), "expected an alerter name")),
+                Value::Object(o) if o.len() == 1 => {
+                    Ok(o.keys().next().cloned().unwrap_or_default())
+                }
+                _ => Err(AlertError::config(
+                    format!("alert[{i}]"),
+                    "expected an alerter name",
+                )),
             })
             .collect::<Result<_>>()?,
-        Some(_) => return Err(AlertError::config("alert", "expected an alerter name or a list")),
+        Some(_) => {
+            return Err(AlertError::config(
+                "alert",
+                "expected an alerter name or a list",
+            ))
+        }
     };
     let mut raw = m;
     if let Some(Value::Array(items)) = raw.get("alert").cloned() {
@@ -935,7 +1006,10 @@ fn build_rule(id: &str, m: Map<String, Value>, g: &Globals) -> Result<Rule> {
         crate::alerters::validate(a, m)?;
     }
     if opt_bool(m, "use_terms_query")?.unwrap_or(false) && query_key.len() != 1 {
-        return Err(AlertError::config("use_terms_query", "needs exactly one query_key"));
+        return Err(AlertError::config(
+            "use_terms_query",
+            "needs exactly one query_key",
+        ));
     }
     let run_every = opt_duration(m, "run_every")?.unwrap_or(g.run_every);
     if run_every < SECOND {
@@ -977,7 +1051,9 @@ fn build_rule(id: &str, m: Map<String, Value>, g: &Globals) -> Result<Rule> {
         is_enabled: opt_bool(m, "is_enabled")?.unwrap_or(true),
         limit_execution,
         query_timezone,
-        max_query_size: opt_u64(m, "max_query_size")?.unwrap_or(g.max_query_size).max(1),
+        max_query_size: opt_u64(m, "max_query_size")?
+            .unwrap_or(g.max_query_size)
+            .max(1),
         max_scrolling_count: opt_u64(m, "max_scrolling_count")?.unwrap_or(g.max_scrolling_count),
         alert_time_limit: opt_duration(m, "alert_time_limit")?.unwrap_or(g.alert_time_limit),
         old_query_limit: opt_duration(m, "old_query_limit")?.unwrap_or(g.old_query_limit),
@@ -1012,7 +1088,8 @@ mod tests {
     fn errors_name_the_key() {
         let e = parse("name: x\nindex: a\ntype: frequency\ntimeframe: {minutes: 5}\n").unwrap_err();
         assert!(e.to_string().starts_with("num_events:"), "{e}");
-        let e = parse("name: x\nindex: a\ntype: any\nfilter:\n- term: {a: 1}\n- bogus_query: {}\n").unwrap_err();
+        let e = parse("name: x\nindex: a\ntype: any\nfilter:\n- term: {a: 1}\n- bogus_query: {}\n")
+            .unwrap_err();
         assert!(e.to_string().starts_with("filter[1]:"), "{e}");
         let e = parse("name: x\nindex: a\ntype: spike\ntimeframe: {hours: x}\n").unwrap_err();
         assert!(e.to_string().starts_with("timeframe.hours:"), "{e}");
@@ -1024,7 +1101,11 @@ mod tests {
     fn kql_filter_and_env_and_import() {
         let dir = std::env::temp_dir().join(format!("cairn-alert-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("shared.yaml"), "index: shared-*\nrealert: {minutes: 0}\n").unwrap();
+        std::fs::write(
+            dir.join("shared.yaml"),
+            "index: shared-*\nrealert: {minutes: 0}\n",
+        )
+        .unwrap();
         std::env::set_var("CAIRN_ALERT_TEST_NAME", "from-env");
         std::fs::write(
             dir.join("r.yaml"),
@@ -1035,13 +1116,19 @@ mod tests {
         assert_eq!(r.name, "from-env");
         assert_eq!(r.indices, vec!["shared-*"]);
         assert_eq!(r.realert, 0);
-        assert_eq!(r.filter[0], serde_json::json!({"kql": {"query": "level:error"}}));
+        assert_eq!(
+            r.filter[0],
+            serde_json::json!({"kql": {"query": "level:error"}})
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
     fn blacklist_adds_query_string() {
-        let r = parse("name: x\nindex: a\ntype: blacklist\ncompare_key: user\nblacklist: [bob, \"/ev.l/\"]\n").unwrap();
+        let r = parse(
+            "name: x\nindex: a\ntype: blacklist\ncompare_key: user\nblacklist: [bob, \"/ev.l/\"]\n",
+        )
+        .unwrap();
         assert_eq!(
             r.filter[0],
             serde_json::json!({"query_string": {"query": "user:\"bob\" OR user:/ev.l/"}})

@@ -32,11 +32,17 @@ fn field(spec: &str, min: u32, max: u32, what: &str) -> Result<(Vec<bool>, bool)
         let (lo, hi) = if range == "*" || range == "?" {
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
-            let a = a.parse::<u32>().map_err(|_| format!("invalid {what} [{part}]"))?;
-            let b = b.parse::<u32>().map_err(|_| format!("invalid {what} [{part}]"))?;
+            let a = a
+                .parse::<u32>()
+                .map_err(|_| format!("invalid {what} [{part}]"))?;
+            let b = b
+                .parse::<u32>()
+                .map_err(|_| format!("invalid {what} [{part}]"))?;
             (a, b)
         } else {
-            let a = range.parse::<u32>().map_err(|_| format!("invalid {what} [{part}]"))?;
+            let a = range
+                .parse::<u32>()
+                .map_err(|_| format!("invalid {what} [{part}]"))?;
             (a, if part.contains('/') { max } else { a })
         };
         if lo < min || hi > max || lo > hi {
@@ -55,7 +61,9 @@ impl Cron {
     pub fn parse(s: &str) -> Result<Cron, String> {
         let parts: Vec<&str> = s.split_whitespace().collect();
         if parts.len() != 5 {
-            return Err(format!("cron expression [{s}] must have 5 fields (minute hour day month weekday)"));
+            return Err(format!(
+                "cron expression [{s}] must have 5 fields (minute hour day month weekday)"
+            ));
         }
         let (minute, _) = field(parts[0], 0, 59, "minute")?;
         let (hour, _) = field(parts[1], 0, 23, "hour")?;
@@ -88,7 +96,10 @@ impl Cron {
                 (false, false) => d || w,
             }
         };
-        self.minute[t.minute() as usize] && self.hour[t.hour() as usize] && self.month[t.month() as usize] && day_ok
+        self.minute[t.minute() as usize]
+            && self.hour[t.hour() as usize]
+            && self.month[t.month() as usize]
+            && day_ok
     }
 
     /// True if the minute containing `micros` matches.
@@ -124,11 +135,17 @@ mod tests {
     fn next_times() {
         let c = Cron::parse("*/15 * * * *").unwrap();
         let t0 = cairn_core::time::parse_default("2024-01-01T10:07:30Z").unwrap();
-        assert_eq!(c.next_after(t0, None), cairn_core::time::parse_default("2024-01-01T10:15:00Z"));
+        assert_eq!(
+            c.next_after(t0, None),
+            cairn_core::time::parse_default("2024-01-01T10:15:00Z")
+        );
         let c = Cron::parse("0 9 * * 1-5").unwrap();
         // 2024-01-06 is a Saturday: next is Monday 09:00 (in Paris: 08:00 UTC).
         let sat = cairn_core::time::parse_default("2024-01-06T12:00:00Z").unwrap();
-        assert_eq!(c.next_after(sat, None), cairn_core::time::parse_default("2024-01-08T09:00:00Z"));
+        assert_eq!(
+            c.next_after(sat, None),
+            cairn_core::time::parse_default("2024-01-08T09:00:00Z")
+        );
         assert_eq!(
             c.next_after(sat, Some(chrono_tz::Europe::Paris)),
             cairn_core::time::parse_default("2024-01-08T08:00:00Z")

@@ -122,7 +122,8 @@ fn read_globals(dir: &Path) -> Result<Globals> {
                 path: p.display().to_string(),
                 source: e,
             })?;
-            let v = cairn_core::yaml::parse(&text).map_err(|e| AlertError::config(name, e.to_string()))?;
+            let v = cairn_core::yaml::parse(&text)
+                .map_err(|e| AlertError::config(name, e.to_string()))?;
             return Globals::from_value(&v);
         }
     }
@@ -139,7 +140,11 @@ fn is_rule_file(p: &Path) -> bool {
 }
 
 impl Engine {
-    pub fn new(backend: Arc<dyn SearchBackend>, clock: Arc<dyn Clock>, cfg: EngineConfig) -> Result<Arc<Engine>> {
+    pub fn new(
+        backend: Arc<dyn SearchBackend>,
+        clock: Arc<dyn Clock>,
+        cfg: EngineConfig,
+    ) -> Result<Arc<Engine>> {
         let globals = match &cfg.rules_dir {
             Some(d) => read_globals(d)?,
             None => Globals::default(),
@@ -174,18 +179,21 @@ impl Engine {
     /// Loads state and rules and starts the scheduler, the sender and the directory watcher.
     pub async fn start(self: &Arc<Self>) -> Result<()> {
         self.state.ensure_index(self.es()).await?;
-        {
-            let mut q = self.queue.lock();
-            q.extend(self.state.pending_alerts(self.es()).await?);
-            if !q.is_empty() {
-                tracing::info!(pending = q.len(), "resuming unsent alerts");
-            }
+        let pending = self.state.pending_alerts(self.es()).await?;
+        if !pending.is_empty() {
+            tracing::info!(pending = pending.len(), "resuming unsent alerts");
         }
+        self.queue.lock().extend(pending);
         for (rule_id, key, until) in self.state.silences(self.es()).await? {
-            self.silences.lock().entry(rule_id).or_default().insert(key, until);
+            self.silences
+                .lock()
+                .entry(rule_id)
+                .or_default()
+                .insert(key, until);
         }
         for saved in self.state.saved_rules(self.es()).await? {
-            self.install_api_rule(saved.id, saved.yaml, saved.owner).await;
+            self.install_api_rule(saved.id, saved.yaml, saved.owner)
+                .await;
         }
         self.scan_dir().await;
         let me = self.clone();
@@ -257,8 +265,18 @@ impl Engine {
                         continue;
                     }
                     let Ok(md) = e.metadata() else { continue };
-                    let id = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
-                    files.insert(id, (p, (md.modified().unwrap_or(SystemTime::UNIX_EPOCH), md.len())));
+                    let id = p
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or("")
+                        .to_string();
+                    files.insert(
+                        id,
+                        (
+                            p,
+                            (md.modified().unwrap_or(SystemTime::UNIX_EPOCH), md.len()),
+                        ),
+                    );
                 }
             }
             Err(e) => {
@@ -334,7 +352,11 @@ impl Engine {
         }
     }
 
-    fn spawn_rule(self: &Arc<Self>, rule: &Rule, owner: &str) -> Option<(watch::Sender<bool>, JoinHandle<()>)> {
+    fn spawn_rule(
+        self: &Arc<Self>,
+        rule: &Rule,
+        owner: &str,
+    ) -> Option<(watch::Sender<bool>, JoinHandle<()>)> {
         if !rule.is_enabled {
             tracing::info!(rule = %rule.id, "rule is disabled (is_enabled: false)");
             return None;
@@ -360,7 +382,12 @@ impl Engine {
             .clone()
     }
 
-    async fn rule_task(self: Arc<Self>, rule: Rule, owner: String, mut stop: watch::Receiver<bool>) {
+    async fn rule_task(
+        self: Arc<Self>,
+        rule: Rule,
+        owner: String,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let metrics = self.rule_metrics(&rule);
         let state = loop {
             match self.state.load_rule_state(self.es(), &rule.id).await {
@@ -387,14 +414,21 @@ impl Engine {
                 .as_ref()
                 .is_none_or(|c| c.matches_micros(now, runner.rule.query_timezone));
             if allowed {
-                runner.manual_silences = self.silences.lock().get(&runner.rule.id).cloned().unwrap_or_default();
+                runner.manual_silences = self
+                    .silences
+                    .lock()
+                    .get(&runner.rule.id)
+                    .cloned()
+                    .unwrap_or_default();
                 let t0 = Instant::now();
                 let es = Es::new(self.backend.as_ref(), &owner);
                 match runner.run(es, now).await {
                     Ok(report) => {
                         metrics.runs.fetch_add(1, Ordering::Relaxed);
                         metrics.hits.fetch_add(report.hits, Ordering::Relaxed);
-                        metrics.matches.fetch_add(report.matches as u64, Ordering::Relaxed);
+                        metrics
+                            .matches
+                            .fetch_add(report.matches as u64, Ordering::Relaxed);
                         if report.ran {
                             tracing::debug!(rule = %runner.rule.id, hits = report.hits, matches = report.matches, "rule ran");
                         }
@@ -404,7 +438,11 @@ impl Engine {
                             metrics.errors.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(rule = %runner.rule.id, error = %e, "cannot record the run; the window will be re-run");
                             // Forget in-memory progress so the next run resumes from the saved end.
-                            let saved = self.state.load_rule_state(self.es(), &runner.rule.id).await.unwrap_or_default();
+                            let saved = self
+                                .state
+                                .load_rule_state(self.es(), &runner.rule.id)
+                                .await
+                                .unwrap_or_default();
                             runner = Runner::new(runner.rule.clone(), saved);
                         }
                         self.last_runs.lock().insert(runner.rule.id.clone(), now);
@@ -426,7 +464,13 @@ impl Engine {
     }
 
     /// Records the run's alerts (create-only), then the rule's state.
-    async fn commit_run(&self, runner: &Runner, owner: &str, drafts: Vec<AlertDraft>, now: i64) -> Result<()> {
+    async fn commit_run(
+        &self,
+        runner: &Runner,
+        owner: &str,
+        drafts: Vec<AlertDraft>,
+        now: i64,
+    ) -> Result<()> {
         for d in drafts {
             let rec = AlertRecord {
                 owner: owner.to_string(),
@@ -477,7 +521,9 @@ impl Engine {
         let now = self.now();
         let due: Vec<AlertRecord> = {
             let mut q = self.queue.lock();
-            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut *q).into_iter().partition(|r| r.next_attempt <= now);
+            let (due, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut *q)
+                .into_iter()
+                .partition(|r| r.next_attempt <= now);
             *q = rest;
             due
         };
@@ -489,7 +535,11 @@ impl Engine {
                 continue;
             };
             let metrics = self.rule_metrics(&rule);
-            let alerters = if rec.alerters.is_empty() { vec!["debug".to_string()] } else { rec.alerters.clone() };
+            let alerters = if rec.alerters.is_empty() {
+                vec!["debug".to_string()]
+            } else {
+                rec.alerters.clone()
+            };
             let mut failed = None;
             for a in &alerters {
                 if rec.sent_to.contains(a) {
@@ -553,7 +603,12 @@ impl Engine {
 
     // ---- API -----------------------------------------------------------------------
 
-    async fn install_api_rule(self: &Arc<Self>, id: String, yaml: String, owner: String) -> Option<String> {
+    async fn install_api_rule(
+        self: &Arc<Self>,
+        id: String,
+        yaml: String,
+        owner: String,
+    ) -> Option<String> {
         let globals = self.globals.lock().clone();
         let parsed = config::parse_rule(&id, &yaml, self.cfg.rules_dir.as_deref(), &globals);
         let mut rules = self.rules.lock().await;
@@ -601,7 +656,10 @@ impl Engine {
             if let RuleSource::File(p) = &e.source {
                 return Err(AlertError::config(
                     "id",
-                    format!("rule [{id}] comes from {} and can only be changed there", p.display()),
+                    format!(
+                        "rule [{id}] comes from {} and can only be changed there",
+                        p.display()
+                    ),
                 ));
             }
         }
@@ -613,7 +671,8 @@ impl Engine {
             updated: self.now(),
         };
         self.state.save_rule(self.es(), &saved).await?;
-        self.install_api_rule(id.to_string(), yaml.to_string(), owner.to_string()).await;
+        self.install_api_rule(id.to_string(), yaml.to_string(), owner.to_string())
+            .await;
         Ok(self.get_rule(id).await.unwrap_or(Value::Null))
     }
 
@@ -623,7 +682,10 @@ impl Engine {
             None => Ok(false),
             Some(RuleSource::File(p)) => Err(AlertError::config(
                 "id",
-                format!("rule [{id}] comes from {}: delete the file instead", p.display()),
+                format!(
+                    "rule [{id}] comes from {}: delete the file instead",
+                    p.display()
+                ),
             )),
             Some(RuleSource::Api) => {
                 if let Some(mut e) = rules.remove(id) {
@@ -699,10 +761,21 @@ impl Engine {
         })
     }
 
-    pub async fn silence(&self, rule_id: &str, query_key: Option<&str>, until: i64) -> Result<String> {
+    pub async fn silence(
+        &self,
+        rule_id: &str,
+        query_key: Option<&str>,
+        until: i64,
+    ) -> Result<String> {
         let key = self.silence_key(rule_id, query_key).await?;
-        self.state.put_silence(self.es(), rule_id, &key, until, self.now()).await?;
-        self.silences.lock().entry(rule_id.to_string()).or_default().insert(key.clone(), until);
+        self.state
+            .put_silence(self.es(), rule_id, &key, until, self.now())
+            .await?;
+        self.silences
+            .lock()
+            .entry(rule_id.to_string())
+            .or_default()
+            .insert(key.clone(), until);
         Ok(key)
     }
 
@@ -734,22 +807,55 @@ impl Engine {
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let m = self.metrics.lock();
-        let families: [(&str, &str, &str, fn(&RuleMetrics) -> f64); 7] = [
-            ("cairn_alert_rule_runs_total", "counter", "Rule runs.", |m| m.runs.load(Ordering::Relaxed) as f64),
-            ("cairn_alert_rule_run_seconds_total", "counter", "Time spent running the rule.", |m| {
-                m.run_micros.load(Ordering::Relaxed) as f64 / 1e6
-            }),
-            ("cairn_alert_rule_errors_total", "counter", "Failed rule runs.", |m| m.errors.load(Ordering::Relaxed) as f64),
-            ("cairn_alert_rule_hits_total", "counter", "Documents or counts the rule's queries returned.", |m| {
-                m.hits.load(Ordering::Relaxed) as f64
-            }),
-            ("cairn_alert_rule_matches_total", "counter", "Matches the rule produced.", |m| m.matches.load(Ordering::Relaxed) as f64),
-            ("cairn_alert_alerts_sent_total", "counter", "Alerts delivered to every alerter.", |m| {
-                m.alerts_sent.load(Ordering::Relaxed) as f64
-            }),
-            ("cairn_alert_alerts_failed_total", "counter", "Alert delivery attempts that failed.", |m| {
-                m.alerts_failed.load(Ordering::Relaxed) as f64
-            }),
+        type Family = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&RuleMetrics) -> f64,
+        );
+        let families: [Family; 7] = [
+            (
+                "cairn_alert_rule_runs_total",
+                "counter",
+                "Rule runs.",
+                |m| m.runs.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "cairn_alert_rule_run_seconds_total",
+                "counter",
+                "Time spent running the rule.",
+                |m| m.run_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            ),
+            (
+                "cairn_alert_rule_errors_total",
+                "counter",
+                "Failed rule runs.",
+                |m| m.errors.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "cairn_alert_rule_hits_total",
+                "counter",
+                "Documents or counts the rule's queries returned.",
+                |m| m.hits.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "cairn_alert_rule_matches_total",
+                "counter",
+                "Matches the rule produced.",
+                |m| m.matches.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "cairn_alert_alerts_sent_total",
+                "counter",
+                "Alerts delivered to every alerter.",
+                |m| m.alerts_sent.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "cairn_alert_alerts_failed_total",
+                "counter",
+                "Alert delivery attempts that failed.",
+                |m| m.alerts_failed.load(Ordering::Relaxed) as f64,
+            ),
         ];
         for (name, ty, help, get) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}");
@@ -772,7 +878,9 @@ impl Engine {
 }
 
 fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 async fn stop_task(e: &mut RuleEntry) {

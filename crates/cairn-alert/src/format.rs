@@ -76,7 +76,9 @@ fn apply_spec(v: &Value, spec: Option<&str>) -> String {
     };
     let f = v.as_f64();
     if let (Some(prec), Some(f)) = (
-        spec.strip_suffix('f').and_then(|s| s.trim_start_matches(',').strip_prefix('.')).and_then(|p| p.parse::<usize>().ok()),
+        spec.strip_suffix('f')
+            .and_then(|s| s.trim_start_matches(',').strip_prefix('.'))
+            .and_then(|p| p.parse::<usize>().ok()),
         f,
     ) {
         return format!("{f:.prec$}");
@@ -96,7 +98,11 @@ fn apply_spec(v: &Value, spec: Option<&str>) -> String {
                 }
                 grouped.push(ch);
             }
-            return if i < 0 { format!("-{grouped}") } else { grouped };
+            return if i < 0 {
+                format!("-{grouped}")
+            } else {
+                grouped
+            };
         }
     }
     py_str(v)
@@ -118,7 +124,11 @@ pub fn percent_format(template: &str, doc: &Map<String, Value>) -> String {
                     let key = &a[..j];
                     let tail = &a[j + 1..];
                     let conv_len = tail.chars().next().map_or(0, char::len_utf8);
-                    out.push_str(&lookup(doc, key).map(py_str).unwrap_or_else(|| MISSING.into()));
+                    out.push_str(
+                        &lookup(doc, key)
+                            .map(py_str)
+                            .unwrap_or_else(|| MISSING.into()),
+                    );
                     rest = &tail[conv_len..];
                 }
                 None => {
@@ -138,7 +148,9 @@ pub fn percent_format(template: &str, doc: &Map<String, Value>) -> String {
 /// Validates a Jinja template (at rule load time, so a typo names `alert_text`).
 pub fn check_jinja(text: &str) -> Result<(), String> {
     let env = minijinja::Environment::new();
-    env.template_from_str(text).map(|_| ()).map_err(|e| e.to_string())
+    env.template_from_str(text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn render_jinja(text: &str, m: &Match, rule: &Rule) -> String {
@@ -162,7 +174,12 @@ fn arg_values(rule: &Rule, m: &Match, args: &[String]) -> Vec<Value> {
             lookup(&m.doc, a)
                 .filter(|v| !v.is_null())
                 .cloned()
-                .or_else(|| rule.raw.get(a).filter(|v| crate::value::truthy(Some(v))).cloned())
+                .or_else(|| {
+                    rule.raw
+                        .get(a)
+                        .filter(|v| crate::value::truthy(Some(v)))
+                        .cloned()
+                })
                 .unwrap_or_else(|| Value::String(MISSING.into()))
         })
         .collect()
@@ -177,7 +194,11 @@ pub fn query_key_value(rule: &Rule, m: &Match) -> Option<String> {
                 let parts: Vec<String> = rule
                     .query_key
                     .iter()
-                    .map(|k| lookup(&m.doc, k).map(py_str).unwrap_or_else(|| "None".into()))
+                    .map(|k| {
+                        lookup(&m.doc, k)
+                            .map(py_str)
+                            .unwrap_or_else(|| "None".into())
+                    })
                     .collect();
                 Some(parts.join(", "))
             } else {
@@ -202,7 +223,11 @@ pub fn subject(rule: &Rule, m: &Match) -> String {
             s
         }
     };
-    if let Some(max) = rule.raw.get("alert_subject_max_len").and_then(Value::as_u64) {
+    if let Some(max) = rule
+        .raw
+        .get("alert_subject_max_len")
+        .and_then(Value::as_u64)
+    {
         if s.chars().count() > max as usize {
             s = s.chars().take(max as usize).collect();
         }
@@ -226,7 +251,11 @@ fn pretty_json(v: &Value) -> String {
             Value::Object(o) => {
                 let mut keys: Vec<&String> = o.keys().collect();
                 keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&o[k]))).collect())
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&o[k])))
+                        .collect(),
+                )
             }
             Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
             other => other.clone(),
@@ -256,20 +285,29 @@ pub fn match_body(rule: &Rule, rt: &dyn RuleType, m: &Match) -> String {
                 .alert_text_kw
                 .iter()
                 .map(|(field, name)| {
-                    let v = arg_values(rule, m, std::slice::from_ref(field)).pop().unwrap_or(Value::Null);
+                    let v = arg_values(rule, m, std::slice::from_ref(field))
+                        .pop()
+                        .unwrap_or(Value::Null);
                     (name.clone(), v)
                 })
                 .collect();
             py_format(t, &[], &kw)
         } else if !rule.alert_text_args.is_empty() {
-            py_format(t, &arg_values(rule, m, &rule.alert_text_args), &BTreeMap::new())
+            py_format(
+                t,
+                &arg_values(rule, m, &rule.alert_text_args),
+                &BTreeMap::new(),
+            )
         } else {
             t.clone()
         };
         text.push_str(&custom);
     }
     ensure_blank_line(&mut text);
-    if matches!(rule.alert_text_type, AlertTextType::AlertTextOnly | AlertTextType::Jinja) {
+    if matches!(
+        rule.alert_text_type,
+        AlertTextType::AlertTextOnly | AlertTextType::Jinja
+    ) {
         return text;
     }
     text.push_str(&rt.match_str(m));
@@ -277,13 +315,19 @@ pub fn match_body(rule: &Rule, rt: &dyn RuleType, m: &Match) -> String {
     let mut keys: Vec<&String> = m.doc.keys().collect();
     keys.sort();
     for k in &keys {
-        if let (Some(field), Some(Value::Object(counts))) = (k.strip_prefix("top_events_"), m.doc.get(*k)) {
+        if let (Some(field), Some(Value::Object(counts))) =
+            (k.strip_prefix("top_events_"), m.doc.get(*k))
+        {
             text.push_str(&format!("{field}:\n"));
             if counts.is_empty() {
                 text.push_str("No events found.\n");
             }
             let mut items: Vec<(&String, &Value)> = counts.iter().collect();
-            items.sort_by(|a, b| b.1.as_f64().unwrap_or(0.0).total_cmp(&a.1.as_f64().unwrap_or(0.0)));
+            items.sort_by(|a, b| {
+                b.1.as_f64()
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.1.as_f64().unwrap_or(0.0))
+            });
             for (term, n) in items {
                 text.push_str(&format!("{term}: {}\n", py_str(n)));
             }
@@ -311,12 +355,21 @@ pub fn summary_table(rule: &Rule, matches: &[Match]) -> String {
     if rule.summary_table_fields.is_empty() || rule.aggregation.is_none() {
         return String::new();
     }
-    let mut text = rule.raw.get("summary_prefix").and_then(Value::as_str).unwrap_or("").to_string();
+    let mut text = rule
+        .raw
+        .get("summary_prefix")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let mut header: Vec<String> = rule.summary_table_fields.clone();
     header.push("count".into());
     text.push_str(&format!(
         "Aggregation resulted in the following data for summary_table_fields ==> [{}]:\n\n",
-        header.iter().map(|h| format!("'{h}'")).collect::<Vec<_>>().join(", ")
+        header
+            .iter()
+            .map(|h| format!("'{h}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     // Rows in first-seen order, like a Python dict.
     let mut rows: Vec<(Vec<String>, u64)> = Vec::new();
@@ -324,7 +377,11 @@ pub fn summary_table(rule: &Rule, matches: &[Match]) -> String {
         let key: Vec<String> = rule
             .summary_table_fields
             .iter()
-            .map(|f| lookup(&m.doc, f).map(py_str).unwrap_or_else(|| "None".into()))
+            .map(|f| {
+                lookup(&m.doc, f)
+                    .map(py_str)
+                    .unwrap_or_else(|| "None".into())
+            })
             .collect();
         match rows.iter_mut().find(|(k, _)| *k == key) {
             Some(r) => r.1 += 1,
@@ -370,7 +427,12 @@ pub fn summary_table(rule: &Rule, matches: &[Match]) -> String {
     }
     text.push_str(&table.join("\n"));
     text.push_str("\n\n");
-    text.push_str(rule.raw.get("summary_suffix").and_then(Value::as_str).unwrap_or(""));
+    text.push_str(
+        rule.raw
+            .get("summary_suffix")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    );
     text
 }
 
@@ -395,17 +457,30 @@ mod tests {
 
     #[test]
     fn python_format() {
-        let args = vec![json!("web-1"), json!(3.14159), json!(1234567)];
-        assert_eq!(py_format("{} on {0}: {1:.2f} {2:,} {{x}} {9}", &args, &BTreeMap::new()), "web-1 on web-1: 3.14 1,234,567 {x} <MISSING VALUE>");
+        let args = vec![json!("web-1"), json!(12.3456), json!(1234567)];
+        assert_eq!(
+            py_format(
+                "{} on {0}: {1:.2f} {2:,} {{x}} {9}",
+                &args,
+                &BTreeMap::new()
+            ),
+            "web-1 on web-1: 12.35 1,234,567 {x} <MISSING VALUE>"
+        );
         let mut kw = BTreeMap::new();
         kw.insert("host".to_string(), json!("db"));
-        assert_eq!(py_format("host={host} {other}", &[], &kw), "host=db <MISSING VALUE>");
+        assert_eq!(
+            py_format("host={host} {other}", &[], &kw),
+            "host=db <MISSING VALUE>"
+        );
     }
 
     #[test]
     fn percent() {
         let doc = json!({"a": {"b": 1}, "s": "x"});
         let doc = doc.as_object().unwrap();
-        assert_eq!(percent_format("%(a.b)s-%(s)s-%%-%(nope)s", doc), "1-x-%-<MISSING VALUE>");
+        assert_eq!(
+            percent_format("%(a.b)s-%(s)s-%%-%(nope)s", doc),
+            "1-x-%-<MISSING VALUE>"
+        );
     }
 }

@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use crate::config::{MetricSpec, Rule, RuleKind, SpikeType};
-use crate::value::{insert_dotted, iso, lookup, lookup_some, pretty_ts, py_float, py_str, py_timedelta, truthy};
+use crate::value::{
+    insert_dotted, iso, lookup, lookup_some, pretty_ts, py_float, py_str, py_timedelta, truthy,
+};
 
 /// One document (or synthetic event) with its parsed timestamp.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -66,13 +68,20 @@ pub fn build(rule: &Rule) -> Box<dyn RuleType> {
             list: list.iter().cloned().collect(),
             white: None,
         }),
-        RuleKind::Whitelist { compare_key, list, ignore_null } => Box::new(CompareRule {
+        RuleKind::Whitelist {
+            compare_key,
+            list,
+            ignore_null,
+        } => Box::new(CompareRule {
             c,
             compare_key: compare_key.clone(),
             list: list.iter().cloned().collect(),
             white: Some(*ignore_null),
         }),
-        RuleKind::Change { compare_keys, ignore_null } => Box::new(ChangeRule {
+        RuleKind::Change {
+            compare_keys,
+            ignore_null,
+        } => Box::new(ChangeRule {
             c,
             compare_keys: compare_keys.clone(),
             ignore_null: *ignore_null,
@@ -87,7 +96,10 @@ pub fn build(rule: &Rule) -> Box<dyn RuleType> {
             occurrences: BTreeMap::new(),
             c,
         }),
-        RuleKind::Flatline { threshold, forget_keys } => Box::new(FlatlineRule {
+        RuleKind::Flatline {
+            threshold,
+            forget_keys,
+        } => Box::new(FlatlineRule {
             timeframe: rule.timeframe.unwrap_or(0),
             threshold: *threshold,
             forget_keys: *forget_keys,
@@ -135,7 +147,11 @@ pub fn build(rule: &Rule) -> Box<dyn RuleType> {
                 metric: Some(metric.clone()),
             },
         )),
-        RuleKind::NewTerm { fields, alert_on_missing_field, .. } => Box::new(NewTermRule {
+        RuleKind::NewTerm {
+            fields,
+            alert_on_missing_field,
+            ..
+        } => Box::new(NewTermRule {
             c,
             fields: fields.clone(),
             seen: vec![HashSet::new(); fields.len()],
@@ -150,7 +166,10 @@ pub fn build(rule: &Rule) -> Box<dyn RuleType> {
             cache: BTreeMap::new(),
             first_event: HashMap::new(),
         }),
-        RuleKind::MetricAggregation(spec) => Box::new(MetricAggregationRule { c, spec: spec.clone() }),
+        RuleKind::MetricAggregation(spec) => Box::new(MetricAggregationRule {
+            c,
+            spec: spec.clone(),
+        }),
         RuleKind::PercentageMatch {
             min_percentage,
             max_percentage,
@@ -277,7 +296,8 @@ impl RuleType for ChangeRule {
             if let Some(prev) = self.occurrences.get(&key) {
                 changed = prev.iter().zip(&values).any(|(a, b)| a != b);
                 if changed {
-                    self.change_map.insert(key.clone(), (prev.clone(), values.clone()));
+                    self.change_map
+                        .insert(key.clone(), (prev.clone(), values.clone()));
                     if let (Some(tf), Some(t0)) = (self.timeframe, self.occurrence_time.get(&key)) {
                         changed = e.ts - t0 <= tf;
                     }
@@ -468,7 +488,10 @@ impl FlatlineRule {
         };
         let most_recent = last.0.ts;
         let least_recent = first.0.ts;
-        let start = *self.first_event.entry(key.to_string()).or_insert(most_recent);
+        let start = *self
+            .first_event
+            .entry(key.to_string())
+            .or_insert(most_recent);
         if most_recent - start < self.timeframe {
             return;
         }
@@ -481,8 +504,10 @@ impl FlatlineRule {
             self.c.matches.push(e);
             if !self.forget_keys {
                 // Keep alerting every run until the threshold is met again.
-                self.first_event
-                    .insert(key.to_string(), least_recent.min(most_recent - self.timeframe));
+                self.first_event.insert(
+                    key.to_string(),
+                    least_recent.min(most_recent - self.timeframe),
+                );
             } else {
                 self.first_event.remove(key);
                 self.occurrences.remove(key);
@@ -627,7 +652,9 @@ impl SpikeRule {
         let ts = e.ts;
         let first = *self.first_event.entry(qk.to_string()).or_insert(ts);
         let tf = self.timeframe;
-        self.ref_windows.entry(qk.to_string()).or_insert_with(|| EventWindow::new(tf));
+        self.ref_windows
+            .entry(qk.to_string())
+            .or_insert_with(|| EventWindow::new(tf));
         let removed = self
             .cur_windows
             .entry(qk.to_string())
@@ -684,7 +711,12 @@ impl SpikeRule {
     }
 
     fn unwrap_terms(&mut self, ts: i64, buckets: &Value, qk: &mut Vec<String>) {
-        for b in buckets.get("buckets").and_then(Value::as_array).into_iter().flatten() {
+        for b in buckets
+            .get("buckets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             qk.push(b.get("key").map(py_str).unwrap_or_default());
             if let Some(inner) = b.get("bucket_aggs") {
                 self.unwrap_terms(ts, inner, qk);
@@ -776,8 +808,16 @@ impl RuleType for SpikeRule {
         self.c.take()
     }
     fn match_str(&self, m: &Match) -> String {
-        let spike = m.doc.get("spike_count").and_then(Value::as_f64).unwrap_or(0.0);
-        let reference = m.doc.get("reference_count").and_then(Value::as_f64).unwrap_or(0.0);
+        let spike = m
+            .doc
+            .get("spike_count")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
+        let reference = m
+            .doc
+            .get("reference_count")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0);
         let tf = py_timedelta(self.timeframe);
         let at = pretty_ts(m.ts, self.c.tz);
         if let Some(spec) = &self.p.metric {
@@ -844,14 +884,12 @@ impl RuleType for NewTermRule {
                         m.doc.insert("missing_field".into(), name);
                         self.c.matches.push(m);
                     }
-                    None => {}
-                    Some(v) => {
-                        if self.seen[i].insert(v) {
-                            let mut m = e.clone();
-                            m.doc.insert("new_field".into(), name);
-                            self.c.matches.push(m);
-                        }
+                    Some(v) if self.seen[i].insert(v.clone()) => {
+                        let mut m = e.clone();
+                        m.doc.insert("new_field".into(), name);
+                        self.c.matches.push(m);
                     }
+                    _ => {}
                 }
             }
         }
@@ -867,7 +905,8 @@ impl RuleType for NewTermRule {
             if self.seen[0].insert(py_str(k)) {
                 let mut e = self.c.synthetic(ts);
                 e.doc.insert(field.clone(), k.clone());
-                e.doc.insert("new_field".into(), Value::String(field.clone()));
+                e.doc
+                    .insert("new_field".into(), Value::String(field.clone()));
                 self.c.matches.push(e);
             }
         }
@@ -971,15 +1010,30 @@ pub fn metric_value(spec: &MetricSpec, data: &Value) -> Option<f64> {
 
 /// Walks ElastAlert's aggregation payload shape: optional `bucket_aggs` (query_key
 /// terms, nested for compound keys) and optional `interval_aggs` (bucket_interval).
-fn walk_buckets(ts: i64, payload: &Value, qk: &mut Vec<String>, out: &mut Vec<(i64, Option<String>, Value)>) {
+fn walk_buckets(
+    ts: i64,
+    payload: &Value,
+    qk: &mut Vec<String>,
+    out: &mut Vec<(i64, Option<String>, Value)>,
+) {
     if let Some(b) = payload.get("bucket_aggs") {
-        for tb in b.get("buckets").and_then(Value::as_array).into_iter().flatten() {
+        for tb in b
+            .get("buckets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             qk.push(tb.get("key").map(py_str).unwrap_or_default());
             walk_buckets(ts, tb, qk, out);
             qk.pop();
         }
     } else if let Some(iv) = payload.get("interval_aggs") {
-        for ib in iv.get("buckets").and_then(Value::as_array).into_iter().flatten() {
+        for ib in iv
+            .get("buckets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let bts = ib
                 .get("key_as_string")
                 .and_then(Value::as_str)
@@ -1006,7 +1060,8 @@ impl RuleType for MetricAggregationRule {
             let Some(v) = metric_value(&self.spec, &data) else {
                 continue;
             };
-            let crossed = self.spec.max_threshold.is_some_and(|m| v > m) || self.spec.min_threshold.is_some_and(|m| v < m);
+            let crossed = self.spec.max_threshold.is_some_and(|m| v > m)
+                || self.spec.min_threshold.is_some_and(|m| v < m);
             if !crossed {
                 continue;
             }
@@ -1023,7 +1078,11 @@ impl RuleType for MetricAggregationRule {
         self.c.take()
     }
     fn match_str(&self, m: &Match) -> String {
-        let v = m.doc.get(&self.spec.metric_key).map(py_str).unwrap_or_default();
+        let v = m
+            .doc
+            .get(&self.spec.metric_key)
+            .map(py_str)
+            .unwrap_or_default();
         let opt = |o: Option<f64>| o.map(py_float_or_int).unwrap_or_else(|| "None".into());
         format!(
             "Threshold violation, {}:{} {} (min: {} max : {}) \n\n",
@@ -1058,8 +1117,12 @@ impl RuleType for PercentageMatchRule {
         walk_buckets(ts, payload, &mut Vec::new(), &mut items);
         for (bts, qk, data) in items {
             let buckets = data.pointer("/percentage_match_aggs/buckets");
-            let matched = buckets.and_then(|b| b.pointer("/match_bucket/doc_count")).and_then(Value::as_u64);
-            let other = buckets.and_then(|b| b.pointer("/_other_/doc_count")).and_then(Value::as_u64);
+            let matched = buckets
+                .and_then(|b| b.pointer("/match_bucket/doc_count"))
+                .and_then(Value::as_u64);
+            let other = buckets
+                .and_then(|b| b.pointer("/_other_/doc_count"))
+                .and_then(Value::as_u64);
             let (Some(matched), Some(other)) = (matched, other) else {
                 continue;
             };

@@ -112,9 +112,9 @@ fn digest(parts: &[&str]) -> String {
 impl Runner {
     pub fn new(rule: Rule, state: RuleState) -> Self {
         let mode = match &rule.kind {
-            RuleKind::MetricAggregation(_) | RuleKind::SpikeAggregation { .. } | RuleKind::PercentageMatch { .. } => {
-                Mode::Aggregation
-            }
+            RuleKind::MetricAggregation(_)
+            | RuleKind::SpikeAggregation { .. }
+            | RuleKind::PercentageMatch { .. } => Mode::Aggregation,
             _ if rule.use_count_query => Mode::Count,
             _ if rule.use_terms_query => Mode::Terms,
             _ => Mode::Docs,
@@ -189,7 +189,13 @@ impl Runner {
     }
 
     /// Runs over an explicit window (`cairn alert test`, backfills).
-    pub async fn run_window(&mut self, es: Es<'_>, start: i64, end: i64, now: i64) -> Result<RunReport> {
+    pub async fn run_window(
+        &mut self,
+        es: Es<'_>,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> Result<RunReport> {
         self.started = true;
         let mut report = RunReport {
             start,
@@ -250,14 +256,18 @@ impl Runner {
                 silence_key.push('.');
                 silence_key.push_str(q);
             }
-            if self.is_silenced(&format!("{}._silence", self.rule.name), now) || self.is_silenced(&silence_key, now) {
+            if self.is_silenced(&format!("{}._silence", self.rule.name), now)
+                || self.is_silenced(&silence_key, now)
+            {
                 tracing::info!(rule = %self.rule.name, key = %silence_key, "ignoring match for silenced rule");
                 report.silenced += 1;
                 continue;
             }
             if self.rule.realert > 0 {
                 let (until, exponent) = self.next_alert_time(&silence_key, now);
-                self.state.silences.insert(silence_key, Silence { until, exponent });
+                self.state
+                    .silences
+                    .insert(silence_key, Silence { until, exponent });
             }
             match &self.rule.aggregation {
                 None => report.alerts.push(self.draft(vec![m], qk)),
@@ -265,20 +275,26 @@ impl Runner {
             }
         }
         if self.rule.notify_on_recovery {
-            self.recoveries(es, &matched_keys, end, now, &mut report).await?;
+            self.recoveries(es, &matched_keys, end, now, &mut report)
+                .await?;
         }
         self.state.previous_endtime = Some(end);
         self.starttime = Some(end);
         // Forget processed ids that can no longer be queried again.
         let horizon = end - self.rule.buffer_time - self.rule.query_delay - MINUTE;
         self.processed.retain(|_, ts| *ts >= horizon);
-        self.state.silences.retain(|_, s| s.until > now || s.exponent > 0);
+        self.state
+            .silences
+            .retain(|_, s| s.until > now || s.exponent > 0);
         Ok(report)
     }
 
     fn is_silenced(&self, key: &str, now: i64) -> bool {
         self.state.silences.get(key).is_some_and(|s| now < s.until)
-            || self.manual_silences.get(key).is_some_and(|until| now < *until)
+            || self
+                .manual_silences
+                .get(key)
+                .is_some_and(|until| now < *until)
     }
 
     /// ElastAlert's `next_alert_time`: with `exponential_realert` the wait doubles while
@@ -310,11 +326,11 @@ impl Runner {
     }
 
     fn add_aggregated(&mut self, m: Match, agg: Aggregation, now: i64) {
-        let agg_key = self
-            .rule
-            .aggregation_key
-            .as_ref()
-            .map(|k| lookup(&m.doc, k).map(py_str).unwrap_or_else(|| "_missing".into()));
+        let agg_key = self.rule.aggregation_key.as_ref().map(|k| {
+            lookup(&m.doc, k)
+                .map(py_str)
+                .unwrap_or_else(|| "_missing".into())
+        });
         if let Some(p) = self
             .state
             .pending_aggregates
@@ -324,7 +340,11 @@ impl Runner {
             p.matches.push(m);
             return;
         }
-        let base = if self.rule.aggregate_by_match_time { m.ts } else { now };
+        let base = if self.rule.aggregate_by_match_time {
+            m.ts
+        } else {
+            now
+        };
         let alert_time = match agg {
             Aggregation::Every(d) => base + d,
             Aggregation::Schedule(c) => c.next_after(now, self.rule.query_timezone).unwrap_or(now),
@@ -345,7 +365,10 @@ impl Runner {
         due.into_iter()
             .filter(|p| !p.matches.is_empty())
             .map(|p| {
-                let qk = p.matches.first().and_then(|m| format::query_key_value(&self.rule, m));
+                let qk = p
+                    .matches
+                    .first()
+                    .and_then(|m| format::query_key_value(&self.rule, m));
                 self.draft(p.matches, qk)
             })
             .collect()
@@ -362,7 +385,9 @@ impl Runner {
                     let stable: Map<String, Value> = m
                         .doc
                         .iter()
-                        .filter(|(k, _)| *k != "num_hits" && *k != "num_matches" && !k.starts_with("top_events_"))
+                        .filter(|(k, _)| {
+                            *k != "num_hits" && *k != "num_matches" && !k.starts_with("top_events_")
+                        })
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
                     format!("{}|{}", m.ts, Value::Object(stable))
@@ -387,7 +412,14 @@ impl Runner {
         }
     }
 
-    async fn recoveries(&mut self, es: Es<'_>, matched: &[String], end: i64, now: i64, report: &mut RunReport) -> Result<()> {
+    async fn recoveries(
+        &mut self,
+        es: Es<'_>,
+        matched: &[String],
+        end: i64,
+        now: i64,
+        report: &mut RunReport,
+    ) -> Result<()> {
         if !matches!(
             self.rule.kind,
             RuleKind::Frequency { .. }
@@ -416,7 +448,12 @@ impl Runner {
                 if key != "all" && self.rule.query_key.len() == 1 {
                     filters.push(json!({"term": {self.rule.query_key[0].clone(): key.clone()}}));
                 }
-                let n = es.count(&self.index(end - tf, end), &json!({"query": {"bool": {"filter": filters}}})).await?;
+                let n = es
+                    .count(
+                        &self.index(end - tf, end),
+                        &json!({"query": {"bool": {"filter": filters}}}),
+                    )
+                    .await?;
                 if n >= num_events {
                     continue;
                 }
@@ -476,7 +513,11 @@ impl Runner {
         }
         let mut out: Vec<String> = Vec::new();
         let hourly = self.rule.indices.iter().any(|i| i.contains("%H"));
-        let step = if hourly { 3_600_000_000 } else { 86_400_000_000 };
+        let step = if hourly {
+            3_600_000_000
+        } else {
+            86_400_000_000
+        };
         for pattern in &self.rule.indices {
             let mut t = start;
             loop {
@@ -497,8 +538,14 @@ impl Runner {
         let v = lookup(doc, &self.rule.timestamp_field)?;
         match &self.rule.timestamp_type {
             TimestampType::Iso => cairn_core::time::parse_value(v, None),
-            TimestampType::Unix => v.as_f64().or_else(|| v.as_str()?.parse().ok()).map(|s| (s * 1e6) as i64),
-            TimestampType::UnixMs => v.as_f64().or_else(|| v.as_str()?.parse().ok()).map(|s| (s * 1e3) as i64),
+            TimestampType::Unix => v
+                .as_f64()
+                .or_else(|| v.as_str()?.parse().ok())
+                .map(|s| (s * 1e6) as i64),
+            TimestampType::UnixMs => v
+                .as_f64()
+                .or_else(|| v.as_str()?.parse().ok())
+                .map(|s| (s * 1e3) as i64),
             TimestampType::Custom(f) => {
                 let s = v.as_str()?;
                 chrono::DateTime::parse_from_str(s, f)
@@ -517,7 +564,9 @@ impl Runner {
         let index = self.index(start, end);
         match self.mode {
             Mode::Count => {
-                let n = es.count(&index, &json!({"query": self.query(start, end)})).await?;
+                let n = es
+                    .count(&index, &json!({"query": self.query(start, end)}))
+                    .await?;
                 self.rt.add_count(end, n);
                 Ok(n)
             }
@@ -536,7 +585,10 @@ impl Runner {
                     .flatten()
                     .map(|b| {
                         (
-                            b.get("key_as_string").or_else(|| b.get("key")).cloned().unwrap_or(Value::Null),
+                            b.get("key_as_string")
+                                .or_else(|| b.get("key"))
+                                .cloned()
+                                .unwrap_or(Value::Null),
                             b.get("doc_count").and_then(Value::as_u64).unwrap_or(0),
                         )
                     })
@@ -548,8 +600,14 @@ impl Runner {
             Mode::Aggregation => {
                 let body = json!({"size": 0, "query": self.query(start, end), "aggs": self.aggregation_body()});
                 let res = es.search(&index, &body, None).await?;
-                let hits = res.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
-                let payload = res.get("aggregations").cloned().unwrap_or_else(|| json!({}));
+                let hits = res
+                    .pointer("/hits/total/value")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let payload = res
+                    .get("aggregations")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
                 self.rt.add_aggregation(end, &payload);
                 Ok(hits)
             }
@@ -573,7 +631,10 @@ impl Runner {
                 }
                 inner.insert(spec.metric_key.clone(), json!({spec.agg_type.clone(): agg}));
             }
-            RuleKind::PercentageMatch { match_bucket_filter, .. } => {
+            RuleKind::PercentageMatch {
+                match_bucket_filter,
+                ..
+            } => {
                 let must = match match_bucket_filter {
                     Value::Array(a) => Value::Array(a.clone()),
                     other => json!([other]),
@@ -587,7 +648,9 @@ impl Runner {
         }
         let interval = match &self.rule.kind {
             RuleKind::MetricAggregation(spec) => spec.bucket_interval,
-            RuleKind::PercentageMatch { bucket_interval, .. } => *bucket_interval,
+            RuleKind::PercentageMatch {
+                bucket_interval, ..
+            } => *bucket_interval,
             _ => None,
         };
         let mut body = Value::Object(inner);
@@ -620,7 +683,10 @@ impl Runner {
             body["_source"] = json!({"includes": inc});
         }
         let mut res = es.search(index, &body, Some("30s")).await?;
-        let total = res.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
+        let total = res
+            .pointer("/hits/total/value")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         let mut hits = 0u64;
         let mut scrolls = 0u64;
         loop {
@@ -638,7 +704,11 @@ impl Runner {
             if hits >= total || scrolls >= self.rule.max_scrolling_count {
                 break;
             }
-            let Some(sid) = res.get("_scroll_id").and_then(Value::as_str).map(str::to_string) else {
+            let Some(sid) = res
+                .get("_scroll_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
                 break;
             };
             scrolls += 1;
@@ -653,7 +723,11 @@ impl Runner {
     fn process_hits(&mut self, page: Vec<Value>) -> Vec<Event> {
         let mut out = Vec::with_capacity(page.len());
         for hit in page {
-            let id = hit.get("_id").and_then(Value::as_str).unwrap_or("").to_string();
+            let id = hit
+                .get("_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let Some(Value::Object(mut doc)) = hit.get("_source").cloned() else {
                 continue;
             };
@@ -678,7 +752,10 @@ impl Runner {
                     .iter()
                     .map(|k| lookup(&doc, k).map(py_str).unwrap_or_else(|| "None".into()))
                     .collect();
-                doc.insert(self.rule.query_key.join(","), Value::String(joined.join(", ")));
+                doc.insert(
+                    self.rule.query_key.join(","),
+                    Value::String(joined.join(", ")),
+                );
             }
             out.push(Event { ts, doc });
         }
@@ -694,7 +771,10 @@ impl Runner {
         let (start, end) = (m.ts - tf, m.ts + 10 * MINUTE);
         let mut filters = vec![self.range(start, end)];
         filters.extend(self.rule.filter.iter().cloned());
-        if let (Some(name), Some(v)) = (self.rule.query_key_name(), format::query_key_value(&self.rule, m)) {
+        if let (Some(name), Some(v)) = (
+            self.rule.query_key_name(),
+            format::query_key_value(&self.rule, m),
+        ) {
             if self.rule.query_key.len() == 1 {
                 filters.push(json!({"term": {name: v}}));
             }
@@ -707,18 +787,34 @@ impl Runner {
             });
             let res = es.search(&self.index(start, end), &body, None).await?;
             let mut counts = Map::new();
-            for b in res.pointer("/aggregations/counts/buckets").and_then(Value::as_array).into_iter().flatten() {
-                let k = b.get("key_as_string").or_else(|| b.get("key")).map(py_str).unwrap_or_default();
+            for b in res
+                .pointer("/aggregations/counts/buckets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let k = b
+                    .get("key_as_string")
+                    .or_else(|| b.get("key"))
+                    .map(py_str)
+                    .unwrap_or_default();
                 counts.insert(k, b.get("doc_count").cloned().unwrap_or(json!(0)));
             }
-            m.doc.insert(format!("top_events_{key}"), Value::Object(counts));
+            m.doc
+                .insert(format!("top_events_{key}"), Value::Object(counts));
         }
         Ok(())
     }
 
     /// new_term: every value seen in `terms_window_size` before the first run.
     async fn load_terms(&mut self, es: Es<'_>, first_start: i64) -> Result<()> {
-        let RuleKind::NewTerm { fields, terms_window_size, window_step_size, .. } = &self.rule.kind else {
+        let RuleKind::NewTerm {
+            fields,
+            terms_window_size,
+            window_step_size,
+            ..
+        } = &self.rule.kind
+        else {
             return Ok(());
         };
         let fields = fields.clone();
@@ -738,7 +834,9 @@ impl Runner {
                     }
                     aggs = json!({"values": t});
                 }
-                let mut filters = vec![json!({"range": {self.rule.timestamp_field.clone(): {"gte": self.ts_query_value(s), "lt": self.ts_query_value(e)}}})];
+                let mut filters = vec![
+                    json!({"range": {self.rule.timestamp_field.clone(): {"gte": self.ts_query_value(s), "lt": self.ts_query_value(e)}}}),
+                ];
                 filters.extend(self.rule.filter.iter().cloned());
                 let body = json!({"size": 0, "query": {"bool": {"filter": filters}}, "aggs": aggs});
                 let res = es.search(&self.index(s, e), &body, None).await?;
@@ -755,8 +853,17 @@ impl Runner {
 }
 
 fn flatten_terms(agg: &Value, prefix: &mut Vec<String>, out: &mut Vec<String>) {
-    for b in agg.get("buckets").and_then(Value::as_array).into_iter().flatten() {
-        let key = b.get("key_as_string").or_else(|| b.get("key")).map(py_str).unwrap_or_default();
+    for b in agg
+        .get("buckets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = b
+            .get("key_as_string")
+            .or_else(|| b.get("key"))
+            .map(py_str)
+            .unwrap_or_default();
         prefix.push(key);
         match b.get("values") {
             Some(inner) => flatten_terms(inner, prefix, out),

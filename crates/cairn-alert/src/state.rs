@@ -112,7 +112,9 @@ fn page_hits(v: &Value) -> Vec<Value> {
 
 impl StateStore {
     pub fn new(index: &str) -> Self {
-        StateStore { index: index.to_string() }
+        StateStore {
+            index: index.to_string(),
+        }
     }
 
     /// Creates the index with its mapping if it does not exist yet.
@@ -141,8 +143,12 @@ impl StateStore {
             }
         });
         let path = format!("/{}", crate::backend::encode_segment(&self.index));
-        let (status, v) = es.backend.request(Method::Put, &path, Some(&body), es.user).await?;
-        let exists = v.pointer("/error/type").and_then(Value::as_str) == Some("resource_already_exists_exception");
+        let (status, v) = es
+            .backend
+            .request(Method::Put, &path, Some(&body), es.user)
+            .await?;
+        let exists = v.pointer("/error/type").and_then(Value::as_str)
+            == Some("resource_already_exists_exception");
         if status < 300 || exists {
             Ok(())
         } else {
@@ -155,7 +161,10 @@ impl StateStore {
     }
 
     pub async fn load_rule_state(&self, es: Es<'_>, rule_id: &str) -> Result<RuleState> {
-        match es.get_doc(&self.index, &format!("rule-state:{rule_id}")).await? {
+        match es
+            .get_doc(&self.index, &format!("rule-state:{rule_id}"))
+            .await?
+        {
             Some(doc) => Ok(doc
                 .get("data")
                 .cloned()
@@ -165,27 +174,51 @@ impl StateStore {
         }
     }
 
-    pub async fn save_rule_state(&self, es: Es<'_>, rule_id: &str, state: &RuleState, now: i64) -> Result<()> {
+    pub async fn save_rule_state(
+        &self,
+        es: Es<'_>,
+        rule_id: &str,
+        state: &RuleState,
+        now: i64,
+    ) -> Result<()> {
         let doc = json!({
             "type": "rule_state",
             "rule_id": rule_id,
             "updated": iso(now),
             "data": state,
         });
-        es.put_doc(&self.index, &format!("rule-state:{rule_id}"), &doc, false).await
+        es.put_doc(&self.index, &format!("rule-state:{rule_id}"), &doc, false)
+            .await
     }
 
     /// Records an alert unless one with the same idempotency key exists (a re-run of a
     /// window after a restart). Ok(false): it was already recorded.
     pub async fn create_alert(&self, es: Es<'_>, rec: &AlertRecord) -> Result<bool> {
-        es.create_doc(&self.index, &format!("alert:{}", rec.draft.id), &rec.to_doc()).await
+        es.create_doc(
+            &self.index,
+            &format!("alert:{}", rec.draft.id),
+            &rec.to_doc(),
+        )
+        .await
     }
 
     pub async fn update_alert(&self, es: Es<'_>, rec: &AlertRecord) -> Result<()> {
-        es.put_doc(&self.index, &format!("alert:{}", rec.draft.id), &rec.to_doc(), true).await
+        es.put_doc(
+            &self.index,
+            &format!("alert:{}", rec.draft.id),
+            &rec.to_doc(),
+            true,
+        )
+        .await
     }
 
-    async fn search_docs(&self, es: Es<'_>, query: Value, size: u64, sort: Value) -> Result<Vec<Value>> {
+    async fn search_docs(
+        &self,
+        es: Es<'_>,
+        query: Value,
+        size: u64,
+        sort: Value,
+    ) -> Result<Vec<Value>> {
         let body = json!({"query": query, "size": size, "sort": sort});
         match es.search(&self.index, &body, None).await {
             Ok(v) => Ok(page_hits(&v)),
@@ -204,13 +237,23 @@ impl StateStore {
             .collect())
     }
 
-    pub async fn history(&self, es: Es<'_>, rule_id: Option<&str>, size: u64) -> Result<Vec<AlertRecord>> {
+    pub async fn history(
+        &self,
+        es: Es<'_>,
+        rule_id: Option<&str>,
+        size: u64,
+    ) -> Result<Vec<AlertRecord>> {
         let mut f = vec![json!({"term": {"type": "alert"}})];
         if let Some(r) = rule_id {
             f.push(json!({"term": {"rule_id": r}}));
         }
         Ok(self
-            .search_docs(es, json!({"bool": {"filter": f}}), size, json!([{"created": "desc"}]))
+            .search_docs(
+                es,
+                json!({"bool": {"filter": f}}),
+                size,
+                json!([{"created": "desc"}]),
+            )
             .await?
             .iter()
             .filter_map(AlertRecord::from_doc)
@@ -219,7 +262,12 @@ impl StateStore {
 
     pub async fn saved_rules(&self, es: Es<'_>) -> Result<Vec<SavedRule>> {
         Ok(self
-            .search_docs(es, json!({"term": {"type": "rule"}}), 10_000, json!([{"updated": "asc"}]))
+            .search_docs(
+                es,
+                json!({"term": {"type": "rule"}}),
+                10_000,
+                json!([{"updated": "asc"}]),
+            )
             .await?
             .iter()
             .filter_map(|d| serde_json::from_value(d.get("data")?.clone()).ok())
@@ -228,7 +276,8 @@ impl StateStore {
 
     pub async fn save_rule(&self, es: Es<'_>, r: &SavedRule) -> Result<()> {
         let doc = json!({"type": "rule", "rule_id": r.id, "owner": r.owner, "updated": iso(r.updated), "data": r});
-        es.put_doc(&self.index, &format!("rule:{}", r.id), &doc, true).await
+        es.put_doc(&self.index, &format!("rule:{}", r.id), &doc, true)
+            .await
     }
 
     pub async fn delete_rule(&self, es: Es<'_>, id: &str) -> Result<bool> {
@@ -238,7 +287,12 @@ impl StateStore {
     /// Manual silences: (rule_id, silence key, until).
     pub async fn silences(&self, es: Es<'_>) -> Result<Vec<(String, String, i64)>> {
         Ok(self
-            .search_docs(es, json!({"term": {"type": "silence"}}), 10_000, json!([{"updated": "asc"}]))
+            .search_docs(
+                es,
+                json!({"term": {"type": "silence"}}),
+                10_000,
+                json!([{"updated": "asc"}]),
+            )
             .await?
             .iter()
             .filter_map(|d| {
@@ -252,15 +306,24 @@ impl StateStore {
             .collect())
     }
 
-    pub async fn put_silence(&self, es: Es<'_>, rule_id: &str, key: &str, until: i64, now: i64) -> Result<()> {
+    pub async fn put_silence(
+        &self,
+        es: Es<'_>,
+        rule_id: &str,
+        key: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<()> {
         let doc = json!({
             "type": "silence", "rule_id": rule_id, "updated": iso(now),
             "data": {"rule_id": rule_id, "key": key, "until": until}
         });
-        es.put_doc(&self.index, &format!("silence:{rule_id}:{key}"), &doc, true).await
+        es.put_doc(&self.index, &format!("silence:{rule_id}:{key}"), &doc, true)
+            .await
     }
 
     pub async fn delete_silence(&self, es: Es<'_>, rule_id: &str, key: &str) -> Result<bool> {
-        es.delete_doc(&self.index, &format!("silence:{rule_id}:{key}")).await
+        es.delete_doc(&self.index, &format!("silence:{rule_id}:{key}"))
+            .await
     }
 }

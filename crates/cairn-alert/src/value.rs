@@ -41,7 +41,10 @@ pub fn py_str(v: &Value) -> String {
             }
         }
         Value::String(s) => s.clone(),
-        Value::Array(items) => format!("[{}]", items.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(py_repr).collect::<Vec<_>>().join(", ")
+        ),
         Value::Object(o) => format!(
             "{{{}}}",
             o.iter()
@@ -121,7 +124,9 @@ pub fn insert_dotted(doc: &mut Map<String, Value>, key: &str, value: Value) {
     };
     let mut cur = doc;
     for p in parts {
-        let entry = cur.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !entry.is_object() {
             *entry = Value::Object(Map::new());
         }

@@ -56,7 +56,9 @@ impl SearchBackend for InProcessBackend {
     ) -> BoxFut<'a, cairn_alert::Result<(u16, Value)>> {
         Box::pin(async move {
             let bytes = match body {
-                Some(b) => serde_json::to_vec(b).map_err(|e| AlertError::Transport(e.to_string()))?,
+                Some(b) => {
+                    serde_json::to_vec(b).map_err(|e| AlertError::Transport(e.to_string()))?
+                }
                 None => Vec::new(),
             };
             let req = Request::builder()
@@ -77,7 +79,8 @@ impl SearchBackend for InProcessBackend {
             let v = if bytes.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+                serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
             };
             Ok((status, v))
         })
@@ -118,19 +121,30 @@ pub fn routes() -> Router<Shared> {
             "/_cairn/alerting/rules/{id}/silences",
             get(list_silences).post(add_silence),
         )
-        .route("/_cairn/alerting/rules/{id}/silences/{key}", delete(remove_silence))
+        .route(
+            "/_cairn/alerting/rules/{id}/silences/{key}",
+            delete(remove_silence),
+        )
         .route("/_cairn/alerting/history", get(all_history))
 }
 
 fn engine() -> Result<&'static Arc<Engine>, ApiError> {
-    ENGINE
-        .get()
-        .ok_or_else(|| ApiError(EsError::new(503, "alerting_unavailable_exception", "the alert engine is not running")))
+    ENGINE.get().ok_or_else(|| {
+        ApiError(EsError::new(
+            503,
+            "alerting_unavailable_exception",
+            "the alert engine is not running",
+        ))
+    })
 }
 
 fn alert_err(e: AlertError) -> ApiError {
     match e {
-        AlertError::Config { .. } => ApiError(EsError::new(400, "rule_validation_exception", e.to_string())),
+        AlertError::Config { .. } => ApiError(EsError::new(
+            400,
+            "rule_validation_exception",
+            e.to_string(),
+        )),
         other => ApiError(EsError::new(500, "alerting_exception", other.to_string())),
     }
 }
@@ -148,7 +162,9 @@ fn current_user() -> String {
 fn rule_text(body: &Bytes) -> Result<(Option<String>, String), ApiError> {
     let bad = |m: &str| ApiError(EsError::new(400, "parse_exception", m.to_string()));
     if body.is_empty() {
-        return Err(bad("request body is required: the rule as YAML, or {\"yaml\": \"...\"}"));
+        return Err(bad(
+            "request body is required: the rule as YAML, or {\"yaml\": \"...\"}",
+        ));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(mut o)) => {
@@ -172,7 +188,13 @@ fn rule_text(body: &Bytes) -> Result<(Option<String>, String), ApiError> {
 fn slug(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let s = s.trim_matches('-').to_string();
     if s.is_empty() {
@@ -183,7 +205,13 @@ fn slug(name: &str) -> String {
 }
 
 fn valid_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > 200 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) || id.starts_with('.') {
+    if id.is_empty()
+        || id.len() > 200
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        || id.starts_with('.')
+    {
         return Err(ApiError(EsError::new(
             400,
             "rule_validation_exception",
@@ -214,10 +242,15 @@ async fn create_rule(body: Bytes) -> ApiResult {
         return Err(ApiError(EsError::new(
             409,
             "version_conflict_engine_exception",
-            format!("rule [{id}] already exists: use PUT /_cairn/alerting/rules/{id} to replace it"),
+            format!(
+                "rule [{id}] already exists: use PUT /_cairn/alerting/rules/{id} to replace it"
+            ),
         )));
     }
-    let v = e.put_rule(&id, &yaml, &current_user()).await.map_err(alert_err)?;
+    let v = e
+        .put_rule(&id, &yaml, &current_user())
+        .await
+        .map_err(alert_err)?;
     Ok(json_response(201, &v))
 }
 
@@ -225,7 +258,10 @@ async fn put_rule(Path(id): Path<String>, body: Bytes) -> ApiResult {
     let e = engine()?;
     valid_id(&id)?;
     let (_, yaml) = rule_text(&body)?;
-    let v = e.put_rule(&id, &yaml, &current_user()).await.map_err(alert_err)?;
+    let v = e
+        .put_rule(&id, &yaml, &current_user())
+        .await
+        .map_err(alert_err)?;
     Ok(json_response(200, &v))
 }
 
@@ -233,20 +269,30 @@ async fn validate_rule(body: Bytes) -> ApiResult {
     let e = engine()?;
     let (id, yaml) = rule_text(&body)?;
     match e.validate(id.as_deref().unwrap_or("rule"), &yaml) {
-        Ok(r) => Ok(json_response(200, &json!({"valid": true, "name": r.name, "type": r.kind.name()}))),
+        Ok(r) => Ok(json_response(
+            200,
+            &json!({"valid": true, "name": r.name, "type": r.kind.name()}),
+        )),
         Err(err @ AlertError::Config { .. }) => {
             let key = match &err {
                 AlertError::Config { key, .. } => key.clone(),
                 _ => String::new(),
             };
-            Ok(json_response(200, &json!({"valid": false, "key": key, "error": err.to_string()})))
+            Ok(json_response(
+                200,
+                &json!({"valid": false, "key": key, "error": err.to_string()}),
+            ))
         }
         Err(other) => Err(alert_err(other)),
     }
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError(EsError::new(404, "resource_not_found_exception", format!("rule [{id}] not found")))
+    ApiError(EsError::new(
+        404,
+        "resource_not_found_exception",
+        format!("rule [{id}] not found"),
+    ))
 }
 
 async fn get_rule(Path(id): Path<String>) -> ApiResult {
@@ -273,13 +319,19 @@ struct HistoryParams {
 
 async fn rule_history(Path(id): Path<String>, Query(p): Query<HistoryParams>) -> ApiResult {
     let e = engine()?;
-    let items = e.history(Some(&id), p.size.unwrap_or(100)).await.map_err(alert_err)?;
+    let items = e
+        .history(Some(&id), p.size.unwrap_or(100))
+        .await
+        .map_err(alert_err)?;
     Ok(json_response(200, &json!({"alerts": items})))
 }
 
 async fn all_history(Query(p): Query<HistoryParams>) -> ApiResult {
     let e = engine()?;
-    let items = e.history(None, p.size.unwrap_or(100)).await.map_err(alert_err)?;
+    let items = e
+        .history(None, p.size.unwrap_or(100))
+        .await
+        .map_err(alert_err)?;
     Ok(json_response(200, &json!({"alerts": items})))
 }
 
@@ -288,24 +340,34 @@ async fn list_silences(Path(id): Path<String>) -> ApiResult {
     if !e.rule_exists(&id).await {
         return Err(not_found(&id));
     }
-    Ok(json_response(200, &json!({"silences": e.list_silences(&id)})))
+    Ok(json_response(
+        200,
+        &json!({"silences": e.list_silences(&id)}),
+    ))
 }
 
 /// `{"query_key": "web-1"?, "until": "2024-01-01T00:00:00Z"}` or `{"duration": "2h"}`.
 async fn add_silence(Path(id): Path<String>, body: Bytes) -> ApiResult {
     let e = engine()?;
     let bad = |m: String| ApiError(EsError::new(400, "parse_exception", m));
-    let v: Value = serde_json::from_slice(&body).map_err(|err| bad(format!("invalid JSON: {err}")))?;
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|err| bad(format!("invalid JSON: {err}")))?;
     let until = if let Some(u) = v.get("until").and_then(Value::as_str) {
-        cairn_core::time::parse_default(u).ok_or_else(|| bad(format!("invalid [until] date [{u}]")))?
+        cairn_core::time::parse_default(u)
+            .ok_or_else(|| bad(format!("invalid [until] date [{u}]")))?
     } else if let Some(d) = v.get("duration").and_then(Value::as_str) {
-        e.now() + cairn_core::time::parse_duration(d).ok_or_else(|| bad(format!("invalid [duration] [{d}]")))?
+        e.now()
+            + cairn_core::time::parse_duration(d)
+                .ok_or_else(|| bad(format!("invalid [duration] [{d}]")))?
     } else {
         return Err(bad("[until] or [duration] is required".into()));
     };
     let qk = v.get("query_key").and_then(Value::as_str);
     let key = e.silence(&id, qk, until).await.map_err(alert_err)?;
-    Ok(json_response(200, &json!({"acknowledged": true, "key": key, "until": cairn_alert::value::iso(until)})))
+    Ok(json_response(
+        200,
+        &json!({"acknowledged": true, "key": key, "until": cairn_alert::value::iso(until)}),
+    ))
 }
 
 async fn remove_silence(Path((id, key)): Path<(String, String)>) -> ApiResult {
@@ -313,7 +375,10 @@ async fn remove_silence(Path((id, key)): Path<(String, String)>) -> ApiResult {
     if e.unsilence(&id, &key).await.map_err(alert_err)? {
         Ok(json_response(200, &json!({"acknowledged": true})))
     } else {
-        Err(ApiError(EsError::new(404, "resource_not_found_exception", format!("silence [{key}] not found"))))
+        Err(ApiError(EsError::new(
+            404,
+            "resource_not_found_exception",
+            format!("silence [{key}] not found"),
+        )))
     }
 }
-

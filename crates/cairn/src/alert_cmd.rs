@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use cairn_alert::backend::{Es, HttpAuth, HttpBackend};
 use cairn_alert::config::{Globals, RuleKind};
 use cairn_alert::value::iso;
-use cairn_alert::{alerters, Runner, RuleState};
+use cairn_alert::{alerters, RuleState, Runner};
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
@@ -63,7 +63,9 @@ struct TestArgs {
 pub fn run(args: AlertArgs) -> Result<()> {
     match args.cmd {
         AlertCmd::Test(t) => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(test(t))
         }
     }
@@ -73,7 +75,11 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
     match v {
         Value::Object(o) => {
             for (k, v) in o {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out);
             }
         }
@@ -85,7 +91,8 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
 
 /// Fields the rule reads from documents.
 fn referenced_fields(rule: &cairn_alert::Rule) -> Vec<(String, String)> {
-    let mut f: Vec<(String, String)> = vec![("timestamp_field".into(), rule.timestamp_field.clone())];
+    let mut f: Vec<(String, String)> =
+        vec![("timestamp_field".into(), rule.timestamp_field.clone())];
     for k in &rule.query_key {
         f.push(("query_key".into(), k.clone()));
     }
@@ -105,13 +112,22 @@ fn referenced_fields(rule: &cairn_alert::Rule) -> Vec<(String, String)> {
         RuleKind::Blacklist { compare_key, .. } | RuleKind::Whitelist { compare_key, .. } => {
             f.push(("compare_key".into(), compare_key.clone()))
         }
-        RuleKind::Change { compare_keys, .. } => f.extend(compare_keys.iter().map(|k| ("compare_key".into(), k.clone()))),
+        RuleKind::Change { compare_keys, .. } => f.extend(
+            compare_keys
+                .iter()
+                .map(|k| ("compare_key".into(), k.clone())),
+        ),
         RuleKind::Cardinality { field, .. } => f.push(("cardinality_field".into(), field.clone())),
         RuleKind::MetricAggregation(s) | RuleKind::SpikeAggregation { metric: s, .. } => {
             f.push(("metric_agg_key".into(), s.agg_key.clone()))
         }
         RuleKind::NewTerm { fields, .. } => {
-            f.extend(fields.iter().flatten().map(|k| ("fields".into(), k.clone())));
+            f.extend(
+                fields
+                    .iter()
+                    .flatten()
+                    .map(|k| ("fields".into(), k.clone())),
+            );
         }
         _ => {}
     }
@@ -121,7 +137,8 @@ fn referenced_fields(rule: &cairn_alert::Rule) -> Vec<(String, String)> {
 async fn test(a: TestArgs) -> Result<()> {
     let globals = match &a.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
             Globals::from_value(&cairn_core::yaml::parse(&text)?)?
         }
         None => Globals::default(),
@@ -137,11 +154,15 @@ async fn test(a: TestArgs) -> Result<()> {
     };
     let now = cairn_core::time::now_micros();
     let end = match &a.end {
-        Some(s) => cairn_core::time::parse_default(s).with_context(|| format!("invalid --end [{s}]"))?,
+        Some(s) => {
+            cairn_core::time::parse_default(s).with_context(|| format!("invalid --end [{s}]"))?
+        }
         None => now,
     };
     let start = match (&a.start, a.days) {
-        (Some(s), _) => cairn_core::time::parse_default(s).with_context(|| format!("invalid --start [{s}]"))?,
+        (Some(s), _) => {
+            cairn_core::time::parse_default(s).with_context(|| format!("invalid --start [{s}]"))?
+        }
         (None, days) => end - (days.unwrap_or(1.0) * 86_400e6) as i64,
     };
     if start >= end {
@@ -159,12 +180,17 @@ async fn test(a: TestArgs) -> Result<()> {
     let es = Es::new(&backend, "admin");
     let mut runner = Runner::new(rule.clone(), RuleState::default());
     let index = runner.index(start, end);
-    let mut filters = vec![json!({"range": {rule.timestamp_field.clone(): {"gt": iso(start), "lte": iso(end)}}})];
+    let mut filters =
+        vec![json!({"range": {rule.timestamp_field.clone(): {"gt": iso(start), "lte": iso(end)}}})];
     filters.extend(rule.filter.iter().cloned());
     let query = json!({"bool": {"filter": filters}});
     let hits = es.count(&index, &json!({"query": query})).await?;
     let sample = es
-        .search(&index, &json!({"query": query, "size": 1, "sort": [{rule.timestamp_field.clone(): "desc"}]}), None)
+        .search(
+            &index,
+            &json!({"query": query, "size": 1, "sort": [{rule.timestamp_field.clone(): "desc"}]}),
+            None,
+        )
         .await?;
     let mut fields = BTreeSet::new();
     if let Some(src) = sample.pointer("/hits/hits/0/_source") {
@@ -172,11 +198,19 @@ async fn test(a: TestArgs) -> Result<()> {
     }
     let mut warnings = Vec::new();
     if hits > 0 {
-        let src = sample.pointer("/hits/hits/0/_source").and_then(Value::as_object).cloned().unwrap_or_default();
+        let src = sample
+            .pointer("/hits/hits/0/_source")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         for (key, field) in referenced_fields(&rule) {
             let base = field.strip_suffix(".keyword").unwrap_or(&field);
-            if cairn_alert::value::lookup(&src, base).is_none() && !fields.iter().any(|f| f.starts_with(&format!("{base}."))) {
-                warnings.push(format!("{key}: field [{field}] is not in the sample document"));
+            if cairn_alert::value::lookup(&src, base).is_none()
+                && !fields.iter().any(|f| f.starts_with(&format!("{base}.")))
+            {
+                warnings.push(format!(
+                    "{key}: field [{field}] is not in the sample document"
+                ));
             }
         }
     } else {
@@ -189,7 +223,11 @@ async fn test(a: TestArgs) -> Result<()> {
     let mut sent = Vec::new();
     if a.alert {
         let client = alerters::http_client()?;
-        let names = if rule.alerters.is_empty() { vec!["debug".to_string()] } else { rule.alerters.clone() };
+        let names = if rule.alerters.is_empty() {
+            vec!["debug".to_string()]
+        } else {
+            rule.alerters.clone()
+        };
         for d in &drafts {
             for n in &names {
                 let r = alerters::send(n, &rule, d, &client).await;
@@ -225,7 +263,11 @@ async fn test(a: TestArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("Rule {} ({}) is valid.", rule.name, rule.kind.name());
-        println!("Got {hits} hits from {} to {} in {index}", iso(start), iso(end));
+        println!(
+            "Got {hits} hits from {} to {} in {index}",
+            iso(start),
+            iso(end)
+        );
         if !fields.is_empty() {
             println!("\nFields of a sample hit:");
             for f in &fields {
@@ -235,7 +277,12 @@ async fn test(a: TestArgs) -> Result<()> {
         for w in &warnings {
             println!("\nWARNING: {w}");
         }
-        println!("\n{} matches, {} alerts would be sent{}", report.matches, drafts.len(), if a.alert { " (sending them)" } else { "" });
+        println!(
+            "\n{} matches, {} alerts would be sent{}",
+            report.matches,
+            drafts.len(),
+            if a.alert { " (sending them)" } else { "" }
+        );
         for d in &drafts {
             println!("\n=== {} [{}]\n{}", d.subject, d.id, d.body);
         }

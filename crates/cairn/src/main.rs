@@ -16,6 +16,7 @@ use cairn_store::{Store, StoreConfig};
 use clap::{Args, Parser, Subcommand};
 
 mod alert_cmd;
+mod client;
 mod import;
 mod listener;
 mod security_cmd;

@@ -14,6 +14,8 @@ pub struct QueryArgs {
     /// Server URL.
     #[arg(long, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:9200")]
     pub server: String,
+    #[command(flatten)]
+    pub client: crate::client::ClientAuth,
     /// Index pattern, data stream or comma list.
     #[arg(long, default_value = "*")]
     pub index: String,
@@ -125,9 +127,7 @@ pub fn run(a: QueryArgs) -> Result<()> {
     if a.format != "table" && a.format != "json" {
         bail!("invalid --format [{}]: use table or json", a.format);
     }
-    let client = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let client = a.client.blocking_client(Duration::from_secs(60))?;
     let url = format!(
         "{}/{}/_search?ignore_unavailable=true",
         a.server.trim_end_matches('/'),

@@ -19,15 +19,8 @@ pub struct Target {
     /// URL of a running server, e.g. https://cairn:9200.
     #[arg(long, env = "CAIRN_SERVER", global = true)]
     server: Option<String>,
-    /// Credentials for --server: user:password (Basic auth).
-    #[arg(long, env = "CAIRN_USER", global = true)]
-    user: Option<String>,
-    /// Credentials for --server: an encoded API key.
-    #[arg(long, env = "CAIRN_API_KEY", global = true)]
-    api_key: Option<String>,
-    /// CA certificate (PEM) to verify the server with.
-    #[arg(long, env = "CAIRN_CA_CERT", global = true)]
-    ca_cert: Option<PathBuf>,
+    #[command(flatten)]
+    client: crate::client::ClientAuth,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,41 +114,18 @@ fn offline<R>(t: &Target, f: impl FnOnce(&mut SecurityState) -> Result<R>) -> Re
 struct Online {
     base: String,
     client: reqwest::blocking::Client,
-    auth: Option<String>,
 }
 
 impl Online {
     fn new(t: &Target, base: &str) -> Result<Online> {
-        crate::listener::install_crypto_provider();
-        let mut b = reqwest::blocking::Client::builder();
-        if let Some(ca) = &t.ca_cert {
-            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("invalid PEM in {}", ca.display()))?
-            {
-                b = b.add_root_certificate(c);
-            }
-        }
-        let auth = match (&t.user, &t.api_key) {
-            (Some(u), _) => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(u)
-            )),
-            (None, Some(k)) => Some(format!("ApiKey {k}")),
-            _ => None,
-        };
         Ok(Online {
             base: base.trim_end_matches('/').to_string(),
-            client: b.build()?,
-            auth,
+            client: t.client.blocking_client(std::time::Duration::from_secs(60))?,
         })
     }
 
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
         if let Some(b) = body {
             req = req.json(&b);
         }

@@ -42,7 +42,10 @@ impl Fake {
     }
 
     fn filter(&self, body: &Value) -> Vec<(usize, &Value)> {
-        let q = body.get("query").cloned().unwrap_or(json!({"match_all": {}}));
+        let q = body
+            .get("query")
+            .cloned()
+            .unwrap_or(json!({"match_all": {}}));
         let q = cairn_query::dsl::parse(&q, &cairn_query::Limits::default()).expect("query parses");
         let ctx = cairn_query::EvalContext::new(0);
         self.docs
@@ -73,7 +76,11 @@ fn aggs(docs: &[&Value], spec: &Value) -> Value {
                     }
                 }
             }
-            groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.to_string().cmp(&b.0.to_string())));
+            groups.sort_by(|a, b| {
+                b.1.len()
+                    .cmp(&a.1.len())
+                    .then(a.0.to_string().cmp(&b.0.to_string()))
+            });
             let buckets: Vec<Value> = groups
                 .into_iter()
                 .take(size)
@@ -104,21 +111,39 @@ fn aggs(docs: &[&Value], spec: &Value) -> Value {
                 buckets.insert(bname.clone(), json!({"doc_count": n}));
             }
             if filters.get("other_bucket") == Some(&json!(true)) {
-                buckets.insert("_other_".into(), json!({"doc_count": matched_any.iter().filter(|m| !**m).count()}));
+                buckets.insert(
+                    "_other_".into(),
+                    json!({"doc_count": matched_any.iter().filter(|m| !**m).count()}),
+                );
             }
             json!({"buckets": buckets})
         } else {
             let (kind, body) = a.as_object().and_then(|o| o.iter().next()).unwrap();
             let f = body["field"].as_str().unwrap_or_default();
-            let vals: Vec<f64> = docs.iter().filter_map(|d| field(d, f).and_then(Value::as_f64)).collect();
+            let vals: Vec<f64> = docs
+                .iter()
+                .filter_map(|d| field(d, f).and_then(Value::as_f64))
+                .collect();
             let v = match kind.as_str() {
                 "avg" if !vals.is_empty() => json!(vals.iter().sum::<f64>() / vals.len() as f64),
                 "sum" => json!(vals.iter().sum::<f64>()),
-                "max" => vals.iter().cloned().reduce(f64::max).map_or(Value::Null, |v| json!(v)),
-                "min" => vals.iter().cloned().reduce(f64::min).map_or(Value::Null, |v| json!(v)),
+                "max" => vals
+                    .iter()
+                    .cloned()
+                    .reduce(f64::max)
+                    .map_or(Value::Null, |v| json!(v)),
+                "min" => vals
+                    .iter()
+                    .cloned()
+                    .reduce(f64::min)
+                    .map_or(Value::Null, |v| json!(v)),
                 "value_count" => json!(vals.len()),
                 "cardinality" => {
-                    let mut s: Vec<String> = docs.iter().filter_map(|d| field(d, f)).map(|v| v.to_string()).collect();
+                    let mut s: Vec<String> = docs
+                        .iter()
+                        .filter_map(|d| field(d, f))
+                        .map(|v| v.to_string())
+                        .collect();
                     s.sort();
                     s.dedup();
                     json!(s.len())
@@ -133,7 +158,13 @@ fn aggs(docs: &[&Value], spec: &Value) -> Value {
 }
 
 impl SearchBackend for Fake {
-    fn request<'a>(&'a self, method: Method, path: &'a str, body: Option<&'a Value>, _u: &'a str) -> BoxFut<'a, crate::Result<(u16, Value)>> {
+    fn request<'a>(
+        &'a self,
+        method: Method,
+        path: &'a str,
+        body: Option<&'a Value>,
+        _u: &'a str,
+    ) -> BoxFut<'a, crate::Result<(u16, Value)>> {
         Box::pin(async move {
             let p = path.split('?').next().unwrap_or("");
             let empty = json!({});
@@ -143,7 +174,11 @@ impl SearchBackend for Fake {
             }
             if p.ends_with("/_search") {
                 let mut hits = self.filter(body);
-                hits.sort_by_key(|(_, d)| field(d, "@timestamp").and_then(|v| cairn_core::time::parse_value(v, None)).unwrap_or(0));
+                hits.sort_by_key(|(_, d)| {
+                    field(d, "@timestamp")
+                        .and_then(|v| cairn_core::time::parse_value(v, None))
+                        .unwrap_or(0)
+                });
                 let total = hits.len();
                 let size = body.get("size").and_then(Value::as_u64).unwrap_or(10) as usize;
                 let docs: Vec<&Value> = hits.iter().map(|(_, d)| *d).collect();
@@ -163,11 +198,12 @@ impl SearchBackend for Fake {
                 }),
                 Method::Put if p.contains("/_create/") => {
                     let key = p.replace("/_create/", "/_doc/");
-                    if kv.contains_key(&key) {
-                        Ok((409, json!({})))
-                    } else {
-                        kv.insert(key, body.clone());
-                        Ok((201, json!({})))
+                    match kv.entry(key) {
+                        std::collections::hash_map::Entry::Occupied(_) => Ok((409, json!({}))),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(body.clone());
+                            Ok((201, json!({})))
+                        }
                     }
                 }
                 Method::Put => {
@@ -192,7 +228,11 @@ fn docs_every(start: &str, step: i64, n: usize, fields: Value) -> Vec<Value> {
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 // ---- direct rule-type tests ---------------------------------------------------------
@@ -215,9 +255,14 @@ fn frequency_counts_within_timeframe_per_query_key() {
     assert_eq!(m[0].doc["host"], "a");
     assert_eq!(m[0].ts, t("2024-01-01T10:06:00Z"));
     // The window is forgotten after a match: two more events are not enough.
-    rt.add_data(vec![ev("2024-01-01T10:06:30Z", json!({"host": "a"})), ev("2024-01-01T10:06:40Z", json!({"host": "a"}))]);
+    rt.add_data(vec![
+        ev("2024-01-01T10:06:30Z", json!({"host": "a"})),
+        ev("2024-01-01T10:06:40Z", json!({"host": "a"})),
+    ]);
     assert!(rt.take_matches().is_empty());
-    assert!(rt.match_str(&m[0]).starts_with("At least 3 events occurred between 2024-01-01 10:01 UTC and 2024-01-01 10:06 UTC"));
+    assert!(rt.match_str(&m[0]).starts_with(
+        "At least 3 events occurred between 2024-01-01 10:01 UTC and 2024-01-01 10:06 UTC"
+    ));
 }
 
 #[test]
@@ -227,10 +272,12 @@ fn frequency_with_count_query() {
     rt.add_count(t("2024-01-01T10:01:00Z"), 4);
     rt.add_count(t("2024-01-01T10:02:00Z"), 5);
     assert!(rt.take_matches().is_empty());
-    rt.add_count(t("2024-01-01T10:03:00Z"), 1);
-    // 10:00..10:03 spans exactly the timeframe: the 10:01 count drops out (6 < 10).
+    // 10:01..10:04 spans exactly the timeframe: the 10:01 count drops out (5 + 1 < 10).
+    rt.add_count(t("2024-01-01T10:04:00Z"), 1);
     assert!(rt.take_matches().is_empty());
-    rt.add_count(t("2024-01-01T10:04:00Z"), 9);
+    rt.add_count(t("2024-01-01T10:05:00Z"), 4);
+    assert!(rt.take_matches().is_empty());
+    rt.add_count(t("2024-01-01T10:06:00Z"), 9);
     assert_eq!(rt.take_matches().len(), 1);
 }
 
@@ -241,18 +288,33 @@ fn flatline_fires_until_threshold_is_met_again_and_forget_keys() {
     // Steady traffic: 1 event a minute for 15 minutes, checked every minute.
     for i in 0..15 {
         let ts = t("2024-01-01T10:00:00Z") + i * MINUTE;
-        rt.add_data(vec![Event { ts, doc: json!({"@timestamp": crate::value::iso(ts)}).as_object().cloned().unwrap() }]);
+        rt.add_data(vec![Event {
+            ts,
+            doc: json!({"@timestamp": crate::value::iso(ts)})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        }]);
         rt.garbage_collect(ts);
     }
     assert!(rt.take_matches().is_empty());
-    // Traffic stops at 10:14; the count falls under 3 once 10:12 leaves the window.
+    // Traffic stops at 10:14; at 10:22 the window drops 10:12 (a span of exactly the
+    // timeframe is too long), leaving 2 events: under the threshold.
     let mut fired = Vec::new();
     for i in 15..30 {
         let ts = t("2024-01-01T10:00:00Z") + i * MINUTE;
         rt.garbage_collect(ts);
-        fired.extend(rt.take_matches().into_iter().map(|m| (m.ts, m.doc["count"].clone())));
+        fired.extend(
+            rt.take_matches()
+                .into_iter()
+                .map(|m| (m.ts, m.doc["count"].clone())),
+        );
     }
-    assert_eq!(fired.first().map(|f| f.0), Some(t("2024-01-01T10:23:00Z")), "{fired:?}");
+    assert_eq!(
+        fired.first().cloned(),
+        Some((t("2024-01-01T10:22:00Z"), json!(2))),
+        "{fired:?}"
+    );
     // Keeps firing each run while the condition holds.
     assert!(fired.len() >= 5, "{fired:?}");
 
@@ -263,7 +325,11 @@ fn flatline_fires_until_threshold_is_met_again_and_forget_keys() {
         rt.garbage_collect(t("2024-01-01T10:00:00Z") + i * MINUTE);
     }
     let m = rt.take_matches();
-    assert_eq!(m.len(), 1, "forget_keys: one alert, then the key is forgotten: {m:?}");
+    assert_eq!(
+        m.len(),
+        1,
+        "forget_keys: one alert, then the key is forgotten: {m:?}"
+    );
     assert_eq!(m[0].doc["key"], "a");
     assert_eq!(m[0].doc["host"], "a");
 }
@@ -276,26 +342,39 @@ fn spike_compares_reference_and_current_windows() {
     // 1 event every 10 minutes for 2 hours: steady, no spike.
     for i in 0..12 {
         let ts = base + i * 10 * MINUTE;
-        rt.add_data(vec![Event { ts, doc: Map::new() }]);
+        rt.add_data(vec![Event {
+            ts,
+            doc: Map::new(),
+        }]);
         rt.garbage_collect(ts);
     }
     assert!(rt.take_matches().is_empty());
     // Then 12 events within 6 minutes.
     let burst = base + 120 * MINUTE;
     for i in 0..12 {
-        rt.add_data(vec![Event { ts: burst + i * 30 * SECOND, doc: Map::new() }]);
+        rt.add_data(vec![Event {
+            ts: burst + i * 30 * SECOND,
+            doc: Map::new(),
+        }]);
     }
     let m = rt.take_matches();
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0].doc["reference_count"], json!(3));
     assert!(m[0].doc["spike_count"].as_i64().unwrap() >= 9);
-    assert!(rt.match_str(&m[0]).contains("Preceding that time, there were only 3 events within 0:30:00"));
+    assert!(rt
+        .match_str(&m[0])
+        .contains("Preceding that time, there were only 3 events within 0:30:00"));
 }
 
 #[test]
 fn blacklist_whitelist_change() {
-    let mut rt = build(&rule("name: b\nindex: l\ntype: blacklist\ncompare_key: user\nblacklist: [root, admin]\n"));
-    rt.add_data(vec![ev("2024-01-01T10:00:00Z", json!({"user": "root"})), ev("2024-01-01T10:00:01Z", json!({"user": "bob"}))]);
+    let mut rt = build(&rule(
+        "name: b\nindex: l\ntype: blacklist\ncompare_key: user\nblacklist: [root, admin]\n",
+    ));
+    rt.add_data(vec![
+        ev("2024-01-01T10:00:00Z", json!({"user": "root"})),
+        ev("2024-01-01T10:00:01Z", json!({"user": "bob"})),
+    ]);
     assert_eq!(rt.take_matches().len(), 1);
 
     let mut rt = build(&rule("name: w\nindex: l\ntype: whitelist\ncompare_key: user\nwhitelist: [bob]\nignore_null: true\n"));
@@ -308,11 +387,23 @@ fn blacklist_whitelist_change() {
 
     let mut rt = build(&rule("name: c\nindex: l\ntype: change\ncompare_key: country\nquery_key: user\nignore_null: true\ntimeframe: {hours: 1}\n"));
     rt.add_data(vec![
-        ev("2024-01-01T10:00:00Z", json!({"user": "u1", "country": "FR"})),
-        ev("2024-01-01T10:10:00Z", json!({"user": "u2", "country": "DE"})),
-        ev("2024-01-01T10:20:00Z", json!({"user": "u1", "country": "US"})),
-        ev("2024-01-01T13:00:00Z", json!({"user": "u2", "country": "JP"})), // beyond timeframe
-        ev("2024-01-01T13:10:00Z", json!({"user": "u1"})),                  // null ignored
+        ev(
+            "2024-01-01T10:00:00Z",
+            json!({"user": "u1", "country": "FR"}),
+        ),
+        ev(
+            "2024-01-01T10:10:00Z",
+            json!({"user": "u2", "country": "DE"}),
+        ),
+        ev(
+            "2024-01-01T10:20:00Z",
+            json!({"user": "u1", "country": "US"}),
+        ),
+        ev(
+            "2024-01-01T13:00:00Z",
+            json!({"user": "u2", "country": "JP"}),
+        ), // beyond timeframe
+        ev("2024-01-01T13:10:00Z", json!({"user": "u1"})), // null ignored
     ]);
     let m = rt.take_matches();
     assert_eq!(m.len(), 1, "{m:?}");
@@ -349,37 +440,73 @@ fn spike_aggregation_on_metric_values() {
     let mut rt = build(&r);
     let base = t("2024-01-01T10:00:00Z");
     for i in 0..6 {
-        rt.add_aggregation(base + i * 5 * MINUTE, &json!({"metric_latency_avg": {"value": 100.0}}));
+        rt.add_aggregation(
+            base + i * 5 * MINUTE,
+            &json!({"metric_latency_avg": {"value": 100.0}}),
+        );
     }
     assert!(rt.take_matches().is_empty());
-    rt.add_aggregation(base + 30 * MINUTE, &json!({"metric_latency_avg": {"value": 500.0}}));
+    rt.add_aggregation(
+        base + 30 * MINUTE,
+        &json!({"metric_latency_avg": {"value": 500.0}}),
+    );
     let m = rt.take_matches();
     assert_eq!(m.len(), 1, "{m:?}");
-    assert!(rt.match_str(&m[0]).starts_with("An abnormal avg of latency (300.0)"), "{}", rt.match_str(&m[0]));
+    assert!(
+        rt.match_str(&m[0])
+            .starts_with("An abnormal avg of latency (300.0)"),
+        "{}",
+        rt.match_str(&m[0])
+    );
 }
 
 // ---- through the runner -------------------------------------------------------------
 
 #[test]
 fn any_rule_realert_per_query_key() {
-    let mut docs = docs_every("2024-01-01T10:00:00Z", 10 * SECOND, 3, json!({"host": "a", "level": "error"}));
-    docs.extend(docs_every("2024-01-01T10:00:05Z", 10 * SECOND, 2, json!({"host": "b", "level": "error"})));
-    docs.extend(docs_every("2024-01-01T10:00:07Z", 10 * SECOND, 2, json!({"host": "c", "level": "info"})));
-    docs.extend(docs_every("2024-01-01T10:20:00Z", 10 * SECOND, 1, json!({"host": "a", "level": "error"})));
+    let mut docs = docs_every(
+        "2024-01-01T10:00:00Z",
+        10 * SECOND,
+        3,
+        json!({"host": "a", "level": "error"}),
+    );
+    docs.extend(docs_every(
+        "2024-01-01T10:00:05Z",
+        10 * SECOND,
+        2,
+        json!({"host": "b", "level": "error"}),
+    ));
+    docs.extend(docs_every(
+        "2024-01-01T10:00:07Z",
+        10 * SECOND,
+        2,
+        json!({"host": "c", "level": "info"}),
+    ));
+    docs.extend(docs_every(
+        "2024-01-01T10:20:00Z",
+        10 * SECOND,
+        1,
+        json!({"host": "a", "level": "error"}),
+    ));
     let fake = Fake::new(docs);
     let es = Es::new(&fake, "u");
     let r = rule("name: errs\nindex: logs\ntype: any\nquery_key: host\nrealert: {minutes: 30}\nfilter:\n- kql: 'level:error'\n");
     let mut runner = Runner::new(r, RuleState::default());
     let rep = block_on(runner.run(es, t("2024-01-01T10:01:00Z"))).unwrap();
     let subjects: Vec<&str> = rep.alerts.iter().map(|a| a.subject.as_str()).collect();
-    assert_eq!(subjects, vec!["ElastAlert: errs - a", "ElastAlert: errs - b"]);
+    assert_eq!(
+        subjects,
+        vec!["ElastAlert: errs - a", "ElastAlert: errs - b"]
+    );
     assert_eq!(rep.silenced, 3);
     // 10:20 is inside the 30-minute realert of host a.
     let rep = block_on(runner.run(es, t("2024-01-01T10:21:00Z"))).unwrap();
     assert!(rep.alerts.is_empty());
     assert_eq!(rep.silenced, 1);
     // The body lists every field sorted, with ElastAlert's extras.
-    let r = rule("name: errs\nindex: logs\ntype: any\nfilter:\n- kql: 'host:b'\nrealert: {minutes: 0}\n");
+    let r = rule(
+        "name: errs\nindex: logs\ntype: any\nfilter:\n- kql: 'host:b'\nrealert: {minutes: 0}\n",
+    );
     let mut runner = Runner::new(r, RuleState::default());
     let rep = block_on(runner.run(es, t("2024-01-01T10:01:00Z"))).unwrap();
     assert_eq!(rep.alerts.len(), 2);
@@ -405,13 +532,27 @@ fn exponential_realert_doubles_then_caps() {
         }
     }
     // Waits of 1, 2, 4, 8 minutes, then capped at exponential_realert (10).
-    assert_eq!(alert_minutes, vec![1, 2, 4, 8, 16, 26, 36], "{alert_minutes:?}");
+    assert_eq!(
+        alert_minutes,
+        vec![1, 2, 4, 8, 16, 26, 36],
+        "{alert_minutes:?}"
+    );
 }
 
 #[test]
 fn aggregation_sends_one_summary_alert() {
-    let mut docs = docs_every("2024-01-01T10:00:00Z", 10 * SECOND, 2, json!({"host": "web-1", "status": 500}));
-    docs.extend(docs_every("2024-01-01T10:00:05Z", 10 * SECOND, 1, json!({"host": "web-2", "status": 500})));
+    let mut docs = docs_every(
+        "2024-01-01T10:00:00Z",
+        10 * SECOND,
+        2,
+        json!({"host": "web-1", "status": 500}),
+    );
+    docs.extend(docs_every(
+        "2024-01-01T10:00:05Z",
+        10 * SECOND,
+        1,
+        json!({"host": "web-2", "status": 500}),
+    ));
     let fake = Fake::new(docs);
     let es = Es::new(&fake, "u");
     let r = rule(
@@ -435,8 +576,18 @@ fn aggregation_sends_one_summary_alert() {
 
 #[test]
 fn metric_aggregation_and_percentage_match_use_server_aggregations() {
-    let mut docs = docs_every("2024-01-01T10:00:00Z", 10 * SECOND, 6, json!({"host": "a", "latency": 50, "status": 200}));
-    docs.extend(docs_every("2024-01-01T10:00:00Z", 10 * SECOND, 4, json!({"host": "b", "latency": 300, "status": 500})));
+    let mut docs = docs_every(
+        "2024-01-01T10:00:00Z",
+        10 * SECOND,
+        6,
+        json!({"host": "a", "latency": 50, "status": 200}),
+    );
+    docs.extend(docs_every(
+        "2024-01-01T10:00:00Z",
+        10 * SECOND,
+        4,
+        json!({"host": "b", "latency": 300, "status": 500}),
+    ));
     let fake = Fake::new(docs);
     let es = Es::new(&fake, "u");
     let r = rule("name: lat\nindex: logs\ntype: metric_aggregation\nmetric_agg_key: latency\nmetric_agg_type: avg\nmax_threshold: 100\nquery_key: host\nbuffer_time: {minutes: 5}\n");
@@ -444,20 +595,42 @@ fn metric_aggregation_and_percentage_match_use_server_aggregations() {
     let rep = block_on(runner.run(es, t("2024-01-01T10:03:00Z"))).unwrap();
     assert_eq!(rep.alerts.len(), 1);
     assert_eq!(rep.alerts[0].query_key.as_deref(), Some("b"));
-    assert!(rep.alerts[0].body.contains("Threshold violation, avg:latency 300.0 (min: None max : 100)"), "{}", rep.alerts[0].body);
+    assert!(
+        rep.alerts[0]
+            .body
+            .contains("Threshold violation, avg:latency 300.0 (min: None max : 100)"),
+        "{}",
+        rep.alerts[0].body
+    );
 
     let r = rule("name: pct\nindex: logs\ntype: percentage_match\nmatch_bucket_filter:\n- term: {status: 500}\nmax_percentage: 30\nbuffer_time: {minutes: 5}\n");
     let mut runner = Runner::new(r, RuleState::default());
     let rep = block_on(runner.run(es, t("2024-01-01T10:03:00Z"))).unwrap();
     assert_eq!(rep.alerts.len(), 1);
-    assert!(rep.alerts[0].body.contains("Percentage violation, value: 40.0 (min: None max : 30) of 10 items"), "{}", rep.alerts[0].body);
+    assert!(
+        rep.alerts[0]
+            .body
+            .contains("Percentage violation, value: 40.0 (min: None max : 30) of 10 items"),
+        "{}",
+        rep.alerts[0].body
+    );
 }
 
 #[test]
 fn new_term_knows_terms_from_before_the_first_run() {
     let mut docs = docs_every("2023-12-20T10:00:00Z", MINUTE, 3, json!({"user": "alice"}));
-    docs.extend(docs_every("2024-01-01T10:00:10Z", 10 * SECOND, 2, json!({"user": "alice"})));
-    docs.extend(docs_every("2024-01-01T10:00:15Z", 10 * SECOND, 2, json!({"user": "mallory"})));
+    docs.extend(docs_every(
+        "2024-01-01T10:00:10Z",
+        10 * SECOND,
+        2,
+        json!({"user": "alice"}),
+    ));
+    docs.extend(docs_every(
+        "2024-01-01T10:00:15Z",
+        10 * SECOND,
+        2,
+        json!({"user": "mallory"}),
+    ));
     let fake = Fake::new(docs);
     let es = Es::new(&fake, "u");
     let r = rule("name: nt\nindex: logs\ntype: new_term\nfields: [user]\nrealert: {minutes: 0}\nbuffer_time: {minutes: 5}\n");
@@ -483,12 +656,21 @@ fn time_zones_offsets_index_names_and_pretty_times() {
     assert_eq!(rep.alerts.len(), 1);
     assert_eq!(rep.alerts[0].matches[0]["n"], 1);
     // Times in the text are in the rule's time zone.
-    assert!(rep.alerts[0].body.contains("between 2024-01-01 10:50 CET and 2024-01-01 10:55 CET"), "{}", rep.alerts[0].body);
+    assert!(
+        rep.alerts[0]
+            .body
+            .contains("between 2024-01-01 10:50 CET and 2024-01-01 10:55 CET"),
+        "{}",
+        rep.alerts[0].body
+    );
 
     // strftime index names follow query_timezone: 23:30Z is already Jan 2 in Tokyo.
     let r = rule("name: ix\nindex: logs-%Y.%m.%d\nuse_strftime_index: true\ntype: any\nquery_timezone: Asia/Tokyo\n");
     let runner = Runner::new(r, RuleState::default());
-    assert_eq!(runner.index(t("2024-01-01T14:00:00Z"), t("2024-01-01T16:00:00Z")), "logs-2024.01.01,logs-2024.01.02");
+    assert_eq!(
+        runner.index(t("2024-01-01T14:00:00Z"), t("2024-01-01T16:00:00Z")),
+        "logs-2024.01.01,logs-2024.01.02"
+    );
 }
 
 #[test]
@@ -500,24 +682,35 @@ fn resumed_runs_produce_the_same_idempotency_keys() {
     let mut a = Runner::new(rule(yaml), RuleState::default());
     let ra = block_on(a.run(es, t("2024-01-01T10:01:00Z"))).unwrap();
     // A restarted engine re-runs the window from the saved state with a later clock.
-    let mut saved = RuleState::default();
-    saved.previous_endtime = Some(t("2024-01-01T09:59:00Z"));
+    let saved = RuleState {
+        previous_endtime: Some(t("2024-01-01T09:59:00Z")),
+        ..Default::default()
+    };
     let mut b = Runner::new(rule(yaml), saved);
     let rb = block_on(b.run(es, t("2024-01-01T10:02:30Z"))).unwrap();
-    let ids = |r: &crate::runner::RunReport| r.alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+    let ids =
+        |r: &crate::runner::RunReport| r.alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&ra).len(), 4);
     assert_eq!(ids(&ra), ids(&rb));
 }
 
 #[test]
 fn alert_text_args_and_jinja() {
-    let fake = Fake::new(docs_every("2024-01-01T10:00:00Z", SECOND, 1, json!({"host": "web-1", "code": 503})));
+    let fake = Fake::new(docs_every(
+        "2024-01-01T10:00:00Z",
+        SECOND,
+        1,
+        json!({"host": "web-1", "code": 503}),
+    ));
     let es = Es::new(&fake, "u");
     let r = rule("name: txt\nindex: logs\ntype: any\nalert_subject: 'Down: {0}'\nalert_subject_args: [host]\nalert_text: '{0} returned {1} ({2})'\nalert_text_args: [host, code, missing]\nalert_text_type: alert_text_only\n");
     let mut runner = Runner::new(r, RuleState::default());
     let rep = block_on(runner.run(es, t("2024-01-01T10:01:00Z"))).unwrap();
     assert_eq!(rep.alerts[0].subject, "Down: web-1");
-    assert_eq!(rep.alerts[0].body, "web-1 returned 503 (<MISSING VALUE>)\n\n");
+    assert_eq!(
+        rep.alerts[0].body,
+        "web-1 returned 503 (<MISSING VALUE>)\n\n"
+    );
     let r = rule("name: j\nindex: logs\ntype: any\nalert_text: '{{ host }} {% if code >= 500 %}is failing{% endif %} ({{ _data.code }})'\nalert_text_type: alert_text_jinja\n");
     let mut runner = Runner::new(r, RuleState::default());
     let rep = block_on(runner.run(es, t("2024-01-01T10:01:00Z"))).unwrap();

@@ -70,11 +70,8 @@ enum Attempt {
 }
 
 impl BulkClient {
-    pub fn new(server: &str, retries: u32) -> Result<Self> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .context("cannot build the HTTP client")?;
+    pub fn new(server: &str, retries: u32, auth: &crate::client::ClientAuth) -> Result<Self> {
+        let client = auth.blocking_client(Duration::from_secs(120))?;
         Ok(BulkClient {
             client,
             url: format!("{}/_bulk", server.trim_end_matches('/')),

@@ -56,6 +56,11 @@ pub struct ImportArgs {
     /// Server URL.
     #[arg(long, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:9200")]
     pub server: String,
+    #[command(flatten)]
+    pub client: crate::client::ClientAuth,
+    /// CA certificate (PEM) that signs the S3 endpoint's certificate.
+    #[arg(long)]
+    pub s3_ca_cert: Option<PathBuf>,
     /// Only records at or after T: relative (7d, 12h, now-7d) or absolute (2024-05-01,
     /// 2024-05-01T10:00:00Z). AWS keys are pruned by their date path (1 day margin).
     #[arg(long, value_name = "T")]
@@ -634,6 +639,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
         .context("cannot start the I/O runtime")?;
     let s3 = source::S3Options {
         endpoint: a.endpoint.clone(),
+        ca_cert: a.s3_ca_cert.clone(),
         region: a.region.clone(),
     };
     let listed = source::list(&a.sources, &s3, rt.handle())?;
@@ -682,7 +688,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
         keep_original: a.keep_original,
         batch_docs: a.batch_docs.max(1),
         batch_bytes,
-        bulk: BulkClient::new(&a.server, a.retries)?,
+        bulk: BulkClient::new(&a.server, a.retries, &a.client)?,
         counters: counters.clone(),
         state: Mutex::new(state),
         rt: rt.handle().clone(),

@@ -46,6 +46,8 @@ impl ObjectRef {
 pub struct S3Options {
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// Extra CA certificate (PEM) for the endpoint, e.g. a private S3-compatible store.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 /// Lists every object under the given sources, in a stable order.
@@ -167,6 +169,16 @@ fn s3_store(bucket: &str, s3: &S3Options) -> Result<AmazonS3> {
         .is_ok_and(|e| e.starts_with("http://"))
     {
         b = b.with_allow_http(true);
+    }
+    if let Some(ca) = &s3.ca_cert {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let mut opts = object_store::ClientOptions::new();
+        for c in object_store::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("invalid PEM in {}", ca.display()))?
+        {
+            opts = opts.with_root_certificate(c);
+        }
+        b = b.with_client_options(opts);
     }
     b.build().context("cannot configure the S3 client")
 }
