@@ -506,6 +506,46 @@ async fn histograms_and_ranges() {
     env.shutdown();
 }
 
+/// A lone `date_histogram` on `@timestamp` takes the batched fast path; alongside other
+/// aggregations (as in `histograms_and_ranges`) it takes the general one. Both must
+/// agree, bucket for bucket, including offsets, fixed time zones and calendar units.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_timestamp_histogram_matches_general_path() {
+    let env = setup().await;
+    let specs = [
+        json!({"field": "@timestamp", "fixed_interval": "1m"}),
+        json!({"field": "@timestamp", "fixed_interval": "7m", "offset": "+90s"}),
+        json!({"field": "@timestamp", "calendar_interval": "hour", "time_zone": "+05:30"}),
+        json!({"field": "@timestamp", "calendar_interval": "day", "time_zone": "-05:00", "min_doc_count": 0}),
+        json!({"field": "@timestamp", "fixed_interval": "3h", "format": "yyyy-MM-dd HH:mm"}),
+    ];
+    for spec in specs {
+        let alone = env.run(json!({"h": {"date_histogram": spec.clone()}}));
+        let general = env.run(json!({
+            "h": {"date_histogram": spec.clone()},
+            "other": {"max": {"field": "dur"}}
+        }));
+        assert_eq!(alone["h"], general["h"], "{spec}");
+        let total: u64 = alone["h"]["buckets"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|b| b["doc_count"].as_u64()).sum())
+            .unwrap_or(0);
+        assert_eq!(total, N as u64, "{spec}");
+    }
+    // Too many buckets is the same error on both paths.
+    let err = env
+        .run_with(
+            json!({"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1s"}}}),
+            AggContext {
+                now_millis: BASE + 3 * DAY,
+                max_buckets: 10,
+            },
+        )
+        .expect_err("too many buckets");
+    assert_eq!(err.kind, "too_many_buckets_exception");
+    env.shutdown();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_composite_top_hits() {
     let env = setup().await;

@@ -228,6 +228,20 @@ pub(crate) struct Prep {
     subs: Vec<Prep>,
 }
 
+impl Prep {
+    /// A histogram over the `@timestamp` column with no `missing` and no hard bounds
+    /// (what the fast path in `fast.rs` can answer).
+    pub(crate) fn is_plain_timestamp_histogram(&self) -> bool {
+        self.field.as_ref().is_some_and(|f| f.path.is_none())
+            && self.missing_key.is_none()
+            && self.hard.is_none()
+    }
+
+    pub(crate) fn rounder(&self) -> Option<&Rounder> {
+        self.rounder.as_ref()
+    }
+}
+
 fn bound_ms(
     v: &Option<Value>,
     d: &super::parse::DateHistSpec,
@@ -582,7 +596,7 @@ fn collect_bucket(
     Ok(())
 }
 
-fn too_many(limit: usize, _n: usize) -> EsError {
+pub(crate) fn too_many(limit: usize, _n: usize) -> EsError {
     super::too_many_buckets(limit)
 }
 
@@ -1061,6 +1075,9 @@ pub(crate) fn collect_target(
         .query
         .weight(EnableScoring::disabled_from_searcher(t.searcher))
         .map_err(tantivy_err)?;
+    if let Some(fast) = super::fast::FastHist::new(nodes, &preps) {
+        return fast.collect(t, weight.as_ref(), ctx);
+    }
     let mut acc: Vec<Partial> = nodes.iter().map(Partial::empty).collect();
     for (seg_ord, sr) in t.searcher.segment_readers().iter().enumerate() {
         let mut segs = open_segs(nodes, &preps, sr)?;

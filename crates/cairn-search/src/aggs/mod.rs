@@ -16,6 +16,7 @@
 
 mod collect;
 mod dates;
+mod fast;
 mod parse;
 mod partial;
 mod render;
