@@ -69,13 +69,19 @@ pub struct SearchRequest {
     pub post_filter: Option<Query>,
     pub from: usize,
     pub size: usize,
-    /// The primary sort; ties are broken by index order within the snapshot.
-    pub sort: SortSpec,
+    /// The sort clauses, primary first (at least one); remaining ties are broken by
+    /// index order within the snapshot.
+    pub sort: Vec<SortSpec>,
     pub track_total_hits: TrackTotalHits,
     pub now_millis: i64,
     /// `search_after`: the sort value, and the tiebreaker when the caller has one.
     pub search_after: Option<Vec<Value>>,
     pub min_score: Option<f32>,
+    /// `terminate_after`: most documents collected per partition (Cairn's shard).
+    pub terminate_after: Option<u64>,
+    /// `timeout`: past it, the search stops and answers with what it has
+    /// (`timed_out: true`).
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,8 +90,9 @@ pub struct Hit {
     pub id: String,
     pub score: Option<f32>,
     pub source: Vec<u8>,
-    /// The sort value as shown in `sort`, and the snapshot tiebreaker.
-    pub sort_value: Value,
+    /// The sort values (one per clause) as shown in `sort`, and the snapshot
+    /// tiebreaker.
+    pub sort_value: Vec<Value>,
     pub tiebreak: u64,
 }
 
@@ -94,6 +101,10 @@ pub struct SearchResult {
     pub hits: Vec<Hit>,
     pub total: Option<(u64, bool)>,
     pub max_score: Option<f32>,
+    /// `terminate_after` stopped collection in some partition.
+    pub terminated_early: bool,
+    /// `timeout` expired: the hits and total are partial.
+    pub timed_out: bool,
 }
 
 /// One partition as seen by a search: a pinned searcher, so scrolls and points in
@@ -278,6 +289,74 @@ fn plan<'a>(
     Ok(out)
 }
 
+struct BoundedRun {
+    hits: Vec<Collected>,
+    count: u64,
+    terminated: bool,
+    timed_out: bool,
+}
+
+/// Runs a query over one partition the way tantivy's `Searcher::search` does, but
+/// stopping after `limit` documents (`terminate_after`) or at `deadline` (`timeout`,
+/// checked every few thousand documents), counting as it goes.
+fn collect_bounded(
+    searcher: &Searcher,
+    query: &dyn tantivy::query::Query,
+    collector: &SortCollector,
+    limit: Option<u64>,
+    deadline: Option<std::time::Instant>,
+    want_hits: bool,
+) -> Result<BoundedRun, EsError> {
+    use tantivy::collector::{Collector, SegmentCollector};
+    use tantivy::query::EnableScoring;
+    use tantivy::DocSet;
+    let scoring = if want_hits && collector.requires_scoring() {
+        EnableScoring::enabled_from_searcher(searcher)
+    } else {
+        EnableScoring::disabled_from_searcher(searcher)
+    };
+    let weight = query.weight(scoring).map_err(search_err)?;
+    let mut run = BoundedRun {
+        hits: Vec::new(),
+        count: 0,
+        terminated: false,
+        timed_out: false,
+    };
+    let mut fruits = Vec::new();
+    'segments: for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        let mut seg = collector
+            .for_segment(ord as u32, reader)
+            .map_err(search_err)?;
+        let mut scorer = weight.scorer(reader, 1.0).map_err(search_err)?;
+        let alive = reader.alive_bitset();
+        let mut doc = scorer.doc();
+        let mut n: u32 = 0;
+        while doc != tantivy::TERMINATED {
+            if alive.is_none_or(|a| a.is_alive(doc)) {
+                if limit.is_some_and(|l| run.count >= l) {
+                    run.terminated = true;
+                    fruits.push(seg.harvest());
+                    break 'segments;
+                }
+                run.count += 1;
+                if want_hits {
+                    seg.collect(doc, scorer.score());
+                }
+            }
+            n = n.wrapping_add(1);
+            if n % 4096 == 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                run.timed_out = true;
+                fruits.push(seg.harvest());
+                break 'segments;
+            }
+            doc = scorer.advance();
+        }
+        fruits.push(seg.harvest());
+    }
+    run.hits = collector.merge_fruits(fruits).map_err(search_err)?;
+    Ok(run)
+}
+
 fn search_err(e: tantivy::TantivyError) -> EsError {
     EsError::new(
         500,
@@ -307,47 +386,64 @@ pub fn search(indexes: &[Arc<IndexHandle>], req: &SearchRequest) -> Result<Searc
 /// Runs a search over a snapshot.
 pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchResult, EsError> {
     let mut planned = plan(snap, &req.query, req.post_filter.as_ref(), req.now_millis)?;
-    // Resolve the sort per index; all indexes must agree on its kind.
-    let mut kinds: std::collections::HashMap<String, SortKind> = std::collections::HashMap::new();
+    // Resolve the sort per index; all indexes must agree on its kinds.
+    let by_score = [SortSpec::score()];
+    let specs: &[SortSpec] = if req.sort.is_empty() {
+        &by_score
+    } else {
+        &req.sort
+    };
+    let resolve_all = |mapping: &cairn_core::mapping::Mapping, unmapped: bool| {
+        specs
+            .iter()
+            .map(|s| {
+                SortKind::resolve(
+                    &s.field,
+                    s.desc,
+                    s.missing_first,
+                    mapping,
+                    s.unmapped_type || unmapped,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let mut by_index: std::collections::HashMap<String, Vec<SortKind>> =
+        std::collections::HashMap::new();
     for p in &planned {
-        if !kinds.contains_key(&p.target.index) {
-            let k = SortKind::resolve(
-                &req.sort.field,
-                req.sort.desc,
-                req.sort.missing_first,
-                &p.target.mapping,
-                req.sort.unmapped_type || snap.index_names().len() > 1,
-            )?;
-            kinds.insert(p.target.index.clone(), k);
+        if !by_index.contains_key(&p.target.index) {
+            let k = resolve_all(&p.target.mapping, snap.index_names().len() > 1)?;
+            by_index.insert(p.target.index.clone(), k);
         }
     }
-    let kind = match kinds.values().next() {
+    let kinds: Vec<SortKind> = match by_index.values().next() {
         Some(k) => k.clone(),
-        None => SortKind::resolve(
-            &req.sort.field,
-            req.sort.desc,
-            req.sort.missing_first,
-            &cairn_core::mapping::Mapping::default(),
-            true,
-        )?,
+        None => resolve_all(&cairn_core::mapping::Mapping::default(), true)?,
     };
-    let after: Option<(Key, u64)> = match &req.search_after {
+    let kind = kinds[0].clone();
+    let after: Option<(Vec<Key>, u64)> = match &req.search_after {
         Some(vals) if !vals.is_empty() => {
-            let key = Key::from_json(&vals[0], &kind)?;
-            let tb =
-                vals.get(1)
+            if vals.len() < kinds.len() || vals.len() > kinds.len() + 1 {
+                return Err(EsError::illegal_argument(format!(
+                    "search_after has {} value(s) but sort has {}.",
+                    vals.len(),
+                    kinds.len()
+                )));
+            }
+            let keys = kinds
+                .iter()
+                .zip(vals)
+                .map(|(k, v)| Key::from_json(v, k))
+                .collect::<Result<Vec<_>, _>>()?;
+            // `_doc` is itself the tiebreak; otherwise a trailing value is ours (from
+            // a point in time), and without one the hit after every tie is wanted.
+            let tb = match (kinds.last(), keys.last()) {
+                (Some(SortKind::Doc), Some(k)) => key_as_u64(k),
+                _ => vals
+                    .get(kinds.len())
                     .and_then(Value::as_u64)
-                    .unwrap_or(if matches!(kind, SortKind::Doc) {
-                        0
-                    } else {
-                        u64::MAX
-                    });
-            let tb = if matches!(kind, SortKind::Doc) {
-                key_as_u64(&key)
-            } else {
-                tb
+                    .unwrap_or(u64::MAX),
             };
-            Some((key, tb))
+            Some((keys, tb))
         }
         _ => None,
     };
@@ -366,14 +462,23 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
     let mut total: u64 = 0;
     let mut counted_all = true;
     let mut max_score: Option<f32> = None;
+    let deadline = req.timeout.map(|t| std::time::Instant::now() + t);
+    let limited = req.terminate_after.is_some() || deadline.is_some();
+    let mut terminated_early = false;
+    let mut timed_out = false;
     for p in &planned {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            timed_out = true;
+            counted_all = false;
+            break;
+        }
         let need_count = match req.track_total_hits {
             TrackTotalHits::Exact => true,
             TrackTotalHits::UpTo(n) => total < n,
             TrackTotalHits::Off => false,
         };
         let worst = if k > 0 && cands.len() >= k {
-            cands.last().map(|(c, _)| c.key.clone())
+            cands.last().and_then(|(c, _)| c.key.first().cloned())
         } else {
             None
         };
@@ -382,45 +487,60 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
             (Some(false), Some(Key::I(ts))) => *ts < p.target.partition.key,
             _ => false,
         };
-        if need_count {
-            total += p
-                .target
-                .searcher
-                .search(p.query.as_ref(), &Count)
-                .map_err(search_err)? as u64;
-        } else {
-            counted_all = false;
-        }
-        if cannot_improve || k == 0 {
-            continue;
-        }
         let collector = SortCollector {
-            kind: kind.clone(),
+            kinds: kinds.clone(),
             k,
             target: p.ord,
             after: after.clone(),
         };
-        let hits = p
-            .target
-            .searcher
-            .search(p.query.as_ref(), &collector)
-            .map_err(search_err)?;
+        let hits = if limited {
+            // One bounded pass that counts and collects together.
+            let run = collect_bounded(
+                &p.target.searcher,
+                p.query.as_ref(),
+                &collector,
+                req.terminate_after,
+                deadline,
+                k > 0 && !cannot_improve,
+            )?;
+            total += run.count;
+            terminated_early |= run.terminated;
+            if run.timed_out {
+                timed_out = true;
+                counted_all = false;
+            }
+            run.hits
+        } else {
+            if need_count {
+                total += p
+                    .target
+                    .searcher
+                    .search(p.query.as_ref(), &Count)
+                    .map_err(search_err)? as u64;
+            } else {
+                counted_all = false;
+            }
+            if cannot_improve || k == 0 {
+                continue;
+            }
+            p.target
+                .searcher
+                .search(p.query.as_ref(), &collector)
+                .map_err(search_err)?
+        };
         for h in hits {
             if let Some(min) = req.min_score {
                 if h.score < min {
                     continue;
                 }
             }
-            if matches!(kind, SortKind::Score) {
+            if kinds.contains(&SortKind::Score) {
                 max_score = Some(max_score.map_or(h.score, |m: f32| m.max(h.score)));
             }
             cands.push((h, p.ord));
         }
         cands.sort_by(|a, b| {
-            kind.compare(
-                &(a.0.key.clone(), a.0.tiebreak),
-                &(b.0.key.clone(), b.0.tiebreak),
-            )
+            sort::compare(&kinds, (&a.0.key, a.0.tiebreak), (&b.0.key, b.0.tiebreak))
         });
         cands.truncate(k);
     }
@@ -442,13 +562,13 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
         hits.push(Hit {
             index: t.index.clone(),
             id,
-            score: if matches!(kind, SortKind::Score) {
+            score: if kinds.contains(&SortKind::Score) {
                 Some(c.score)
             } else {
                 None
             },
             source,
-            sort_value: c.key.to_json(&kind),
+            sort_value: c.key.iter().zip(&kinds).map(|(k, kind)| k.to_json(kind)).collect(),
             tiebreak: c.tiebreak,
         });
     }
@@ -467,6 +587,8 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
         hits,
         total,
         max_score,
+        terminated_early,
+        timed_out,
     })
 }
 

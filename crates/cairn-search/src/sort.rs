@@ -1,5 +1,5 @@
-//! Sorting: a top-k collector over any sortable column, with `search_after` and a
-//! stable tiebreaker.
+//! Sorting: a top-k collector over any number of sort clauses (sortable columns,
+//! `_score`, `_doc`), with `search_after` and a stable tiebreaker.
 //!
 //! Every hit carries a *tiebreak* number that identifies it within a snapshot
 //! (target, segment, doc), so `search_after` with a point in time or a scroll never
@@ -203,8 +203,8 @@ impl SortKind {
         })
     }
 
-    /// Orders two (key, tiebreak) pairs: the better hit first.
-    pub fn compare(&self, a: &(Key, u64), b: &(Key, u64)) -> Ordering {
+    /// Orders two keys of this clause: the better hit first.
+    pub fn compare_one(&self, a: &Key, b: &Key) -> Ordering {
         let missing_first = matches!(
             self,
             SortKind::Column {
@@ -212,7 +212,7 @@ impl SortKind {
                 ..
             }
         );
-        let primary = match (&a.0, &b.0) {
+        match (a, b) {
             (Key::Missing, Key::Missing) => Ordering::Equal,
             (Key::Missing, _) => {
                 if missing_first {
@@ -236,9 +236,23 @@ impl SortKind {
                     o
                 }
             }
-        };
-        primary.then(a.1.cmp(&b.1))
+        }
     }
+}
+
+/// Orders two hits by every sort clause in turn, then by the snapshot tiebreak: the
+/// better hit first.
+pub fn compare(kinds: &[SortKind], a: (&[Key], u64), b: (&[Key], u64)) -> Ordering {
+    for (i, k) in kinds.iter().enumerate() {
+        let o = match (a.0.get(i), b.0.get(i)) {
+            (Some(x), Some(y)) => k.compare_one(x, y),
+            _ => Ordering::Equal,
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.1.cmp(&b.1)
 }
 
 /// Packs (target, segment, doc) into one number, unique within a snapshot.
@@ -247,7 +261,8 @@ pub fn tiebreak(target: usize, segment: SegmentOrdinal, doc: DocId) -> u64 {
 }
 
 pub struct Collected {
-    pub key: Key,
+    /// One key per sort clause.
+    pub key: Vec<Key>,
     pub tiebreak: u64,
     pub addr: DocAddress,
     pub score: Score,
@@ -255,10 +270,11 @@ pub struct Collected {
 
 /// Collects the best `k` hits of one target (partition), after `after` if given.
 pub struct SortCollector {
-    pub kind: SortKind,
+    /// The sort clauses, primary first.
+    pub kinds: Vec<SortKind>,
     pub k: usize,
     pub target: usize,
-    pub after: Option<(Key, u64)>,
+    pub after: Option<(Vec<Key>, u64)>,
 }
 
 enum Col {
@@ -272,13 +288,17 @@ enum Col {
 }
 
 pub struct SortSegmentCollector {
-    kind: SortKind,
+    kinds: Vec<SortKind>,
     k: usize,
     target: usize,
     segment: SegmentOrdinal,
-    after: Option<(Key, u64)>,
-    col: Col,
+    after: Option<(Vec<Key>, u64)>,
+    cols: Vec<Col>,
     hits: Vec<Collected>,
+}
+
+fn by_keys(kinds: &[SortKind]) -> impl Fn(&Collected, &Collected) -> Ordering + '_ {
+    move |a, b| compare(kinds, (&a.key, a.tiebreak), (&b.key, b.tiebreak))
 }
 
 impl Collector for SortCollector {
@@ -291,72 +311,81 @@ impl Collector for SortCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
         let ff = reader.fast_fields();
-        let col = match &self.kind {
-            SortKind::Timestamp { .. } => Col::Ts(ff.date("@ts")?),
-            SortKind::Column { path, column, .. } => {
-                let name = format!("kw.{}", json_path(path));
-                match column {
-                    ColumnKind::I64 => {
-                        // Integral floats are stored as integers and vice versa: read
-                        // whichever column the segment has.
-                        match ff.column_opt::<i64>(&name)? {
-                            Some(c) => Col::I(c),
-                            None => ff
-                                .column_opt::<f64>(&name)?
-                                .map(Col::F)
-                                .unwrap_or(Col::None),
+        let mut cols = Vec::with_capacity(self.kinds.len());
+        for kind in &self.kinds {
+            let col = match kind {
+                SortKind::Timestamp { .. } => Col::Ts(ff.date("@ts")?),
+                SortKind::Column { path, column, .. } => {
+                    let name = format!("kw.{}", json_path(path));
+                    match column {
+                        ColumnKind::I64 => {
+                            // Integral floats are stored as integers and vice versa: read
+                            // whichever column the segment has.
+                            match ff.column_opt::<i64>(&name)? {
+                                Some(c) => Col::I(c),
+                                None => ff
+                                    .column_opt::<f64>(&name)?
+                                    .map(Col::F)
+                                    .unwrap_or(Col::None),
+                            }
                         }
-                    }
-                    ColumnKind::F64 => match ff.column_opt::<f64>(&name)? {
-                        Some(c) => Col::F(c),
-                        None => ff
-                            .column_opt::<i64>(&name)?
-                            .map(Col::I)
+                        ColumnKind::F64 => match ff.column_opt::<f64>(&name)? {
+                            Some(c) => Col::F(c),
+                            None => ff
+                                .column_opt::<i64>(&name)?
+                                .map(Col::I)
+                                .unwrap_or(Col::None),
+                        },
+                        ColumnKind::Bool => ff
+                            .column_opt::<bool>(&name)?
+                            .map(Col::B)
                             .unwrap_or(Col::None),
-                    },
-                    ColumnKind::Bool => ff
-                        .column_opt::<bool>(&name)?
-                        .map(Col::B)
-                        .unwrap_or(Col::None),
-                    ColumnKind::Date => ff
-                        .column_opt::<tantivy::DateTime>(&name)?
-                        .map(Col::D)
-                        .unwrap_or(Col::None),
-                    ColumnKind::Str => ff.str(&name)?.map(Col::S).unwrap_or(Col::None),
+                        ColumnKind::Date => ff
+                            .column_opt::<tantivy::DateTime>(&name)?
+                            .map(Col::D)
+                            .unwrap_or(Col::None),
+                        ColumnKind::Str => ff.str(&name)?.map(Col::S).unwrap_or(Col::None),
+                    }
                 }
-            }
-            SortKind::Score | SortKind::Doc => Col::None,
-        };
+                SortKind::Score | SortKind::Doc => Col::None,
+            };
+            cols.push(col);
+        }
         Ok(SortSegmentCollector {
-            kind: self.kind.clone(),
+            kinds: self.kinds.clone(),
             k: self.k,
             target: self.target,
             segment,
             after: self.after.clone(),
-            col,
+            cols,
             hits: Vec::new(),
         })
     }
 
     fn requires_scoring(&self) -> bool {
-        self.kind == SortKind::Score
+        self.kinds.contains(&SortKind::Score)
     }
 
     fn merge_fruits(&self, fruits: Vec<Vec<Collected>>) -> tantivy::Result<Vec<Collected>> {
         let mut all: Vec<Collected> = fruits.into_iter().flatten().collect();
-        all.sort_by(|a, b| {
-            self.kind
-                .compare(&(a.key.clone(), a.tiebreak), &(b.key.clone(), b.tiebreak))
-        });
+        all.sort_by(by_keys(&self.kinds));
         all.truncate(self.k);
         Ok(all)
     }
 }
 
 impl SortSegmentCollector {
-    fn key_of(&self, doc: DocId, score: Score) -> Key {
-        match &self.col {
-            Col::None => match self.kind {
+    fn keys_of(&self, doc: DocId, score: Score) -> Vec<Key> {
+        self.cols
+            .iter()
+            .zip(&self.kinds)
+            .map(|(col, kind)| self.key_of(col, kind, doc, score))
+            .collect()
+    }
+
+    fn key_of(&self, col: &Col, kind: &SortKind, doc: DocId, score: Score) -> Key {
+        match col {
+            Col::None => match kind {
                 SortKind::Score => Key::F(score as f64),
                 SortKind::Doc => Key::I(tiebreak(self.target, self.segment, doc) as i64),
                 _ => Key::Missing,
@@ -392,35 +421,28 @@ impl SegmentCollector for SortSegmentCollector {
     type Fruit = Vec<Collected>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let key = self.key_of(doc, score);
+        let key = self.keys_of(doc, score);
         let tb = tiebreak(self.target, self.segment, doc);
-        let cand = (key, tb);
         if let Some(after) = &self.after {
-            if self.kind.compare(&cand, after) != Ordering::Greater {
+            if compare(&self.kinds, (&key, tb), (&after.0, after.1)) != Ordering::Greater {
                 return;
             }
         }
         self.hits.push(Collected {
-            key: cand.0,
+            key,
             tiebreak: tb,
             addr: DocAddress::new(self.segment, doc),
             score,
         });
         // Keep memory bounded: prune to k whenever the buffer doubles.
         if self.hits.len() >= self.k.max(1) * 2 + 64 {
-            let kind = self.kind.clone();
-            self.hits.sort_by(|a, b| {
-                kind.compare(&(a.key.clone(), a.tiebreak), &(b.key.clone(), b.tiebreak))
-            });
+            self.hits.sort_by(by_keys(&self.kinds));
             self.hits.truncate(self.k);
         }
     }
 
     fn harvest(mut self) -> Vec<Collected> {
-        let kind = self.kind.clone();
-        self.hits.sort_by(|a, b| {
-            kind.compare(&(a.key.clone(), a.tiebreak), &(b.key.clone(), b.tiebreak))
-        });
+        self.hits.sort_by(by_keys(&self.kinds));
         self.hits.truncate(self.k);
         self.hits
     }

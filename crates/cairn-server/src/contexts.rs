@@ -22,15 +22,30 @@ pub const MAX_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
 pub struct Scroll {
     pub snapshot: Snapshot,
     pub search: ParsedSearch,
-    /// The last hit returned: (sort value, tiebreak).
-    pub after: Option<(Value, u64)>,
+    /// The last hit returned: (sort values, tiebreak).
+    pub after: Option<(Vec<Value>, u64)>,
     pub total: Option<(u64, bool)>,
     pub expires: Instant,
+    /// Who opened it: only they may continue or clear it.
+    pub owner: String,
 }
 
 pub struct Pit {
     pub snapshot: Snapshot,
     pub expires: Instant,
+    pub owner: String,
+}
+
+/// The identity a search context belongs to (the user, and the API key if one was
+/// used), so that one caller cannot page through another's results by id.
+fn caller() -> String {
+    match crate::auth::Authz::current() {
+        Some(a) => match &a.principal.api_key {
+            Some((id, _)) => format!("{}/{id}", a.principal.username),
+            None => a.principal.username.clone(),
+        },
+        None => String::new(),
+    }
 }
 
 #[derive(Default)]
@@ -104,6 +119,7 @@ impl Contexts {
                 after,
                 total: first.total,
                 expires: Instant::now() + ttl,
+                owner: caller(),
             },
         );
         Ok(id)
@@ -112,10 +128,12 @@ impl Contexts {
     /// Takes a scroll out to run its next page (put it back with [`Contexts::put_scroll`]).
     pub fn take_scroll(&self, id: &str) -> Result<Scroll, ApiError> {
         self.purge();
-        self.scrolls
-            .lock()
-            .remove(id)
-            .ok_or_else(|| missing_context(id))
+        let mut scrolls = self.scrolls.lock();
+        // Someone else's context answers as a missing one, as in Elasticsearch.
+        if scrolls.get(id).is_none_or(|s| s.owner != caller()) {
+            return Err(missing_context(id));
+        }
+        scrolls.remove(id).ok_or_else(|| missing_context(id))
     }
 
     pub fn put_scroll(&self, id: String, s: Scroll) {
@@ -123,13 +141,19 @@ impl Contexts {
     }
 
     pub fn clear_scrolls(&self, ids: &[String]) -> usize {
+        let me = caller();
         let mut scrolls = self.scrolls.lock();
         if ids.iter().any(|i| i == "_all") {
             let n = scrolls.len();
-            scrolls.clear();
-            return n;
+            scrolls.retain(|_, s| s.owner != me);
+            return n - scrolls.len();
         }
-        ids.iter().filter(|i| scrolls.remove(*i).is_some()).count()
+        ids.iter()
+            .filter(|i| {
+                scrolls.get(i.as_str()).is_some_and(|s| s.owner == me)
+                    && scrolls.remove(i.as_str()).is_some()
+            })
+            .count()
     }
 
     pub fn open_pit(&self, snapshot: Snapshot, ttl: Duration) -> String {
@@ -140,6 +164,7 @@ impl Contexts {
             Pit {
                 snapshot,
                 expires: Instant::now() + ttl,
+                owner: caller(),
             },
         );
         id
@@ -152,7 +177,11 @@ impl Contexts {
             None => None,
         };
         let mut pits = self.pits.lock();
-        let pit = pits.get_mut(id).ok_or_else(|| missing_context(id))?;
+        let me = caller();
+        let pit = pits
+            .get_mut(id)
+            .filter(|p| p.owner == me)
+            .ok_or_else(|| missing_context(id))?;
         if let Some(t) = ttl {
             pit.expires = Instant::now() + t;
         }
@@ -160,6 +189,8 @@ impl Contexts {
     }
 
     pub fn close_pit(&self, id: &str) -> bool {
-        self.pits.lock().remove(id).is_some()
+        let me = caller();
+        let mut pits = self.pits.lock();
+        pits.get(id).is_some_and(|p| p.owner == me) && pits.remove(id).is_some()
     }
 }

@@ -66,9 +66,8 @@ pub(crate) fn shards(n: usize) -> Value {
     json!({"total": n, "successful": n, "skipped": 0, "failed": 0})
 }
 
-/// Parses `sort` (body or `?sort=f:asc`). Cairn sorts by the first clause and breaks
-/// ties by index order; further clauses are accepted and not applied.
-fn parse_sort(v: Option<&Value>, p: &Params) -> Result<cairn_search::SortSpec, ApiError> {
+/// Parses `sort` (body or `?sort=f:asc,g:desc`): every clause, primary first.
+fn parse_sort(v: Option<&Value>, p: &Params) -> Result<Vec<cairn_search::SortSpec>, ApiError> {
     let mk = |field: &str,
               order: Option<&str>,
               missing: Option<&Value>,
@@ -101,41 +100,46 @@ fn parse_sort(v: Option<&Value>, p: &Params) -> Result<cairn_search::SortSpec, A
         })
     };
     if let Some(s) = p.get("sort") {
-        let first = s.split(',').next().unwrap_or_default();
-        let (f, o) = first
-            .split_once(':')
-            .map(|(a, b)| (a, Some(b)))
-            .unwrap_or((first, None));
-        return mk(f, o, None, false);
+        return s
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                let (f, o) = c.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((c, None));
+                mk(f, o, None, false)
+            })
+            .collect();
     }
-    let first = match v {
-        None => return Ok(cairn_search::SortSpec::score()),
-        Some(Value::Array(a)) if a.is_empty() => return Ok(cairn_search::SortSpec::score()),
-        Some(Value::Array(a)) => &a[0],
-        Some(other) => other,
+    let clauses: Vec<&Value> = match v {
+        None => return Ok(vec![cairn_search::SortSpec::score()]),
+        Some(Value::Array(a)) if a.is_empty() => return Ok(vec![cairn_search::SortSpec::score()]),
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(other) => vec![other],
     };
-    match first {
-        Value::String(f) => mk(f, None, None, false),
-        Value::Object(o) => {
-            let (f, spec) = o
-                .iter()
-                .next()
-                .ok_or_else(|| ApiError(EsError::parsing("empty sort")))?;
-            match spec {
-                Value::String(ord) => mk(f, Some(ord), None, false),
-                Value::Object(so) => mk(
-                    f,
-                    so.get("order").and_then(Value::as_str),
-                    so.get("missing"),
-                    so.contains_key("unmapped_type"),
-                ),
-                _ => Err(ApiError(EsError::parsing(format!(
-                    "malformed sort for [{f}]"
-                )))),
+    clauses
+        .into_iter()
+        .map(|clause| match clause {
+            Value::String(f) => mk(f, None, None, false),
+            Value::Object(o) => {
+                let (f, spec) = o
+                    .iter()
+                    .next()
+                    .ok_or_else(|| ApiError(EsError::parsing("empty sort")))?;
+                match spec {
+                    Value::String(ord) => mk(f, Some(ord), None, false),
+                    Value::Object(so) => mk(
+                        f,
+                        so.get("order").and_then(Value::as_str),
+                        so.get("missing"),
+                        so.contains_key("unmapped_type"),
+                    ),
+                    _ => Err(ApiError(EsError::parsing(format!(
+                        "malformed sort for [{f}]"
+                    )))),
+                }
             }
-        }
-        _ => Err(ApiError(EsError::parsing("malformed sort"))),
-    }
+            _ => Err(ApiError(EsError::parsing("malformed sort"))),
+        })
+        .collect()
 }
 
 fn usize_of(
@@ -272,8 +276,9 @@ const SEARCH_KEYS: &[&str] = &[
 /// A parsed search body plus the options that shape the response.
 pub struct ParsedSearch {
     pub req: SearchRequest,
-    /// `format` of a date sort: sort values are then strings in that format.
-    pub sort_format: Option<String>,
+    /// `format` of each sort clause (dates): its sort values are then strings in
+    /// that format.
+    pub sort_format: Vec<Option<String>>,
     pub source_spec: Option<Value>,
     pub highlight: Option<Value>,
     pub fields: Vec<String>,
@@ -408,6 +413,49 @@ pub(crate) fn parse_search(body: &Option<Value>, p: &Params) -> Result<ParsedSea
         }
     }
     let sort_format = sort_format(body.as_ref().and_then(|b| b.get("sort")));
+    let timeout = match body
+        .as_ref()
+        .and_then(|b| b.get("timeout"))
+        .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
+        .or_else(|| p.get("timeout").cloned())
+    {
+        None => None,
+        Some(t) if t == "-1" => None,
+        Some(t) => match cairn_core::time::parse_duration(&t) {
+            Some(us) => Some(std::time::Duration::from_micros(us as u64)),
+            None => {
+                return Err(ApiError(EsError::new(
+                    400,
+                    "parse_exception",
+                    format!("failed to parse setting [timeout] with value [{t}] as a time value: unit is missing or unrecognized"),
+                )))
+            }
+        },
+    };
+    let terminate_after = match body
+        .as_ref()
+        .and_then(|b| b.get("terminate_after"))
+        .cloned()
+        .or_else(|| p.get("terminate_after").map(|v| Value::String(v.clone())))
+    {
+        None => None,
+        Some(v) => {
+            let n = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| {
+                    ApiError(EsError::parsing(format!(
+                        "[terminate_after] must be an integer, found [{v}]"
+                    )))
+                })?;
+            if n < 0 {
+                return Err(ApiError(EsError::action_request_validation(
+                    "Validation Failed: 1: terminateAfter must be > 0;",
+                )));
+            }
+            (n > 0).then_some(n as u64)
+        }
+    };
     Ok(ParsedSearch {
         sort_format,
         req: SearchRequest {
@@ -420,6 +468,8 @@ pub(crate) fn parse_search(body: &Option<Value>, p: &Params) -> Result<ParsedSea
             now_millis: now_millis(),
             search_after,
             min_score,
+            terminate_after,
+            timeout,
         },
         source_spec,
         highlight: body.as_ref().and_then(|b| b.get("highlight")).cloned(),
@@ -434,18 +484,23 @@ pub(crate) fn parse_search(body: &Option<Value>, p: &Params) -> Result<ParsedSea
 
 /// The `format` of the first sort clause, as Kibana sends it
 /// (`{"@timestamp": {"order": "desc", "format": "strict_date_optional_time"}}`).
-fn sort_format(v: Option<&Value>) -> Option<String> {
-    let first = match v? {
-        Value::Array(a) => a.first()?,
-        other => other,
+fn sort_format(v: Option<&Value>) -> Vec<Option<String>> {
+    let clauses: Vec<&Value> = match v {
+        Some(Value::Array(a)) => a.iter().collect(),
+        Some(other) => vec![other],
+        None => Vec::new(),
     };
-    first
-        .as_object()?
-        .values()
-        .next()?
-        .get("format")?
-        .as_str()
-        .map(str::to_string)
+    clauses
+        .into_iter()
+        .map(|c| {
+            c.as_object()?
+                .values()
+                .next()?
+                .get("format")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
 }
 
 /// Renders a date sort value (epoch millis) in a `format`: the epoch formats as
@@ -531,16 +586,23 @@ pub(crate) fn render_hits(
             if let Some(src) = filter_source(src, ps.source_spec.as_ref()) {
                 o.insert("_source".into(), src);
             }
-            if ps.req.sort.field != "_score" || with_tiebreak {
-                let value = match (&ps.sort_format, h.sort_value.as_i64()) {
-                    (Some(f), Some(ms))
-                        if ps.req.sort.field != "_score" && ps.req.sort.field != "_doc" =>
-                    {
-                        format_sort_date(ms, f)
-                    }
-                    _ => h.sort_value.clone(),
-                };
-                let mut sort = vec![value];
+            let by_score_only =
+                ps.req.sort.len() == 1 && ps.req.sort[0].field == "_score";
+            if !by_score_only || with_tiebreak {
+                let mut sort: Vec<Value> = h
+                    .sort_value
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let field = ps.req.sort.get(i).map(|s| s.field.as_str()).unwrap_or("");
+                        match (ps.sort_format.get(i).and_then(Option::as_ref), v.as_i64()) {
+                            (Some(f), Some(ms)) if field != "_score" && field != "_doc" => {
+                                format_sort_date(ms, f)
+                            }
+                            _ => v.clone(),
+                        }
+                    })
+                    .collect();
                 if with_tiebreak {
                     sort.push(json!(h.tiebreak));
                 }
@@ -577,7 +639,10 @@ pub(crate) fn run_search(
 ) -> Result<(Value, cairn_search::SearchResult), EsError> {
     let res = cairn_search::search_snapshot(snap, &ps.req)?;
     let n = snap.index_names().len();
-    let mut body = json!({"took": 0, "timed_out": false, "_shards": shards(n)});
+    let mut body = json!({"took": 0, "timed_out": res.timed_out, "_shards": shards(n)});
+    if ps.req.terminate_after.is_some() {
+        body["terminated_early"] = json!(res.terminated_early);
+    }
     if let Some(aggs) = &ps.aggs {
         body["aggregations"] = crate::aggs::run(snap, &ps.req, aggs)?;
     }
@@ -824,10 +889,14 @@ async fn scroll_next(
                 hits: vec![],
                 total: sc.total,
                 max_score: None,
+                terminated_early: false,
+                timed_out: false,
             }),
             Some((v, tb)) => {
                 let mut req = sc.search.req.clone();
-                req.search_after = Some(vec![v.clone(), json!(tb)]);
+                let mut after = v.clone();
+                after.push(json!(tb));
+                req.search_after = Some(after);
                 req.track_total_hits = TrackTotalHits::Off;
                 cairn_search::search_snapshot(&sc.snapshot, &req)
             }

@@ -366,11 +366,13 @@ async fn list_objects(s: &Shared, types: &[&str]) -> Result<Vec<Value>, ApiError
         post_filter: None,
         from: 0,
         size: MAX_OBJECTS,
-        sort: SortSpec::score(),
+        sort: vec![SortSpec::score()],
         track_total_hits: TrackTotalHits::Off,
         now_millis: crate::search::now_millis(),
         search_after: None,
         min_score: None,
+        terminate_after: None,
+        timeout: None,
     };
     let res = tokio::task::spawn_blocking(move || cairn_search::search(&[idx], &req))
         .await
