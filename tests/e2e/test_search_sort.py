@@ -91,3 +91,17 @@ def test_terminate_after_and_timeout(cairn):
     assert r.status_code == 400 and r.json()["error"]["type"] == "parse_exception"
     r = cairn.post("/bounded/_search", json={"terminate_after": -1})
     assert r.status_code == 400
+
+
+def test_timeout_applies_to_aggregations(cairn):
+    lines = []
+    for i in range(10):
+        lines += [{"index": {"_index": "aggtimeout"}}, {"@timestamp": f"2026-11-27T10:00:{i:02d}Z", "svc": "a"}]
+    assert not cairn.bulk(lines, params={"refresh": "true"}).json()["errors"]
+    aggs = {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1m"}}, "t": {"terms": {"field": "svc"}}}
+    r = cairn.post("/aggtimeout/_search", json={"size": 0, "aggs": aggs, "timeout": "1nanos"})
+    assert r.status_code == 200 and r.json()["timed_out"] is True
+    assert r.json()["aggregations"]["t"]["buckets"] == []
+    r = cairn.post("/aggtimeout/_search", json={"size": 0, "aggs": aggs})
+    assert r.json()["timed_out"] is False
+    assert r.json()["aggregations"]["t"]["buckets"] == [{"key": "a", "doc_count": 10}]

@@ -635,12 +635,14 @@ pub fn matching_ids(
 }
 
 /// Runs the `aggs` of a search over a snapshot (on the query, not the post_filter).
+/// Runs `aggs` over the snapshot; the flag says the `deadline` cut collection short.
 pub fn aggregate(
     snap: &Snapshot,
     query: &Query,
     aggs: &Value,
     now_millis: i64,
-) -> Result<Value, EsError> {
+    deadline: Option<std::time::Instant>,
+) -> Result<(Value, bool), EsError> {
     let parsed = aggs::parse(aggs)?;
     let planned = plan(snap, query, None, now_millis)?;
     let targets: Vec<aggs::AggTarget<'_>> = planned
@@ -659,6 +661,7 @@ pub fn aggregate(
         &aggs::AggContext {
             now_millis,
             max_buckets: aggs::DEFAULT_MAX_BUCKETS,
+            deadline,
         },
     )
 }

@@ -173,7 +173,7 @@ impl Env {
                 query: q.as_ref(),
             })
             .collect();
-        aggs::run(&parsed, &targets, &ctx)
+        aggs::run(&parsed, &targets, &ctx).map(|(v, _)| v)
     }
 
     fn run(&self, req: Value) -> Value {
@@ -182,6 +182,7 @@ impl Env {
             AggContext {
                 now_millis: BASE + 3 * DAY,
                 max_buckets: 65_536,
+                deadline: None,
             },
         )
         .unwrap_or_else(|e| panic!("aggs failed: {e:?}"))
@@ -539,6 +540,7 @@ async fn lone_timestamp_histogram_matches_general_path() {
             AggContext {
                 now_millis: BASE + 3 * DAY,
                 max_buckets: 10,
+                deadline: None,
             },
         )
         .expect_err("too many buckets");
@@ -681,6 +683,7 @@ async fn errors() {
             AggContext {
                 now_millis: BASE,
                 max_buckets: 65_536,
+                deadline: None,
             },
         )
         .expect_err("error")
@@ -730,6 +733,7 @@ async fn errors() {
             AggContext {
                 now_millis: BASE,
                 max_buckets: 100,
+                deadline: None,
             },
         )
         .expect_err("too many");
@@ -742,7 +746,7 @@ async fn errors() {
     let e = env
         .run_with(
             json!({"a": {"terms": {"field": "service", "size": 20}, "aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1h", "min_doc_count": 0}}}}}),
-            AggContext { now_millis: BASE, max_buckets: 200 },
+            AggContext { now_millis: BASE, max_buckets: 200, deadline: None },
         )
         .expect_err("too many");
     assert_eq!(e.kind, "too_many_buckets_exception");
@@ -752,6 +756,7 @@ async fn errors() {
         AggContext {
             now_millis: BASE,
             max_buckets: 7,
+            deadline: None,
         },
     );
     assert!(ok.is_ok());

@@ -4,6 +4,12 @@ use cairn_core::EsError;
 use cairn_search::{SearchRequest, Snapshot};
 use serde_json::Value;
 
-pub fn run(snap: &Snapshot, req: &SearchRequest, aggs: &Value) -> Result<Value, EsError> {
-    cairn_search::aggregate(snap, &req.query, aggs, req.now_millis)
+/// The `aggregations` object, and whether the deadline cut it short.
+pub fn run(
+    snap: &Snapshot,
+    req: &SearchRequest,
+    aggs: &Value,
+    deadline: Option<std::time::Instant>,
+) -> Result<(Value, bool), EsError> {
+    cairn_search::aggregate(snap, &req.query, aggs, req.now_millis, deadline)
 }

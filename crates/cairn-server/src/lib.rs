@@ -23,6 +23,8 @@ mod highlight;
 mod http;
 pub mod ingest;
 pub mod limits;
+#[doc(hidden)]
+pub mod fuzzing;
 mod search;
 mod security_api;
 mod ui;
@@ -61,6 +63,8 @@ pub struct ServerConfig {
     /// How long a client may take to send a request's headers (against slowloris);
     /// applied by the accept loop of the `cairn` binary.
     pub header_read_timeout: Duration,
+    /// Default `timeout` of searches that do not give one (`None`: no limit).
+    pub search_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +81,7 @@ impl Default for ServerConfig {
             max_bulk_items: 100_000,
             ingest_timeout: Duration::from_millis(100),
             header_read_timeout: Duration::from_secs(30),
+            search_timeout: Some(Duration::from_secs(60)),
         }
     }
 }

@@ -644,7 +644,12 @@ pub(crate) fn run_search(
         body["terminated_early"] = json!(res.terminated_early);
     }
     if let Some(aggs) = &ps.aggs {
-        body["aggregations"] = crate::aggs::run(snap, &ps.req, aggs)?;
+        let deadline = ps.req.timeout.map(|t| started + t);
+        let (v, cut) = crate::aggs::run(snap, &ps.req, aggs, deadline)?;
+        body["aggregations"] = v;
+        if cut {
+            body["timed_out"] = json!(true);
+        }
     }
     body["took"] = json!(started.elapsed().as_millis() as u64);
     let copy = res.clone();
@@ -662,6 +667,9 @@ async fn do_search(
     let b = body_bytes(body)?;
     let body = json_body(&b)?;
     let mut ps = parse_search(&body, &p)?;
+    if ps.req.timeout.is_none() {
+        ps.req.timeout = s.config.search_timeout;
+    }
     // Point in time: search the pinned snapshot.
     if let Some(pit) = body.as_ref().and_then(|b| b.get("pit")) {
         if expr.is_some() {
@@ -1059,7 +1067,10 @@ async fn do_msearch(
                     format!("failed to parse a search body: {e}"),
                 ))
             })?);
-            let ps = parse_search(&body, &p)?;
+            let mut ps = parse_search(&body, &p)?;
+            if ps.req.timeout.is_none() {
+                ps.req.timeout = s.config.search_timeout;
+            }
             let indexes = resolve(&s, index.as_deref().unwrap_or("_all"), &p)?;
             let snap = cairn_search::Snapshot::of(&indexes);
             let t = Instant::now();

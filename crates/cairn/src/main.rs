@@ -158,6 +158,9 @@ struct ServeArgs {
     /// How long a client may take to send request headers, e.g. 30s (the default).
     #[arg(long, env = "CAIRN_HEADER_READ_TIMEOUT")]
     header_read_timeout: Option<String>,
+    /// Default timeout of searches that give none, e.g. 60s (the default), or off.
+    #[arg(long, env = "CAIRN_SEARCH_TIMEOUT")]
+    search_timeout: Option<String>,
 }
 
 /// Settings from the TOML file.
@@ -190,6 +193,7 @@ struct FileConfig {
     max_string_size: Option<String>,
     ingest_timeout: Option<String>,
     header_read_timeout: Option<String>,
+    search_timeout: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<usize> {
@@ -305,6 +309,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(v) = pick!(header_read_timeout) {
         server.header_read_timeout = parse_dur(&v, "--header-read-timeout")?;
+    }
+    if let Some(v) = pick!(search_timeout) {
+        server.search_timeout = match v.as_str() {
+            "off" | "-1" | "0" => None,
+            _ => Some(parse_dur(&v, "--search-timeout")?),
+        };
     }
     // Security: off only on loopback unless asked for; a non-loopback address needs
     // --auth, or --insecure to say that an open server is really wanted.

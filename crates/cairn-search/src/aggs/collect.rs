@@ -1069,7 +1069,7 @@ pub(crate) fn collect_target(
     t: &AggTarget<'_>,
     ctx: &AggContext,
     tidx: usize,
-) -> Result<Vec<Partial>, EsError> {
+) -> Result<(Vec<Partial>, bool), EsError> {
     let preps = prepare(nodes, t, ctx)?;
     let weight = t
         .query
@@ -1079,17 +1079,28 @@ pub(crate) fn collect_target(
         return fast.collect(t, weight.as_ref(), ctx);
     }
     let mut acc: Vec<Partial> = nodes.iter().map(Partial::empty).collect();
+    let mut truncated = false;
     for (seg_ord, sr) in t.searcher.segment_readers().iter().enumerate() {
+        if ctx.expired() {
+            truncated = true;
+            break;
+        }
         let mut segs = open_segs(nodes, &preps, sr)?;
         let mut parts: Vec<Partial> = nodes.iter().map(Partial::empty).collect();
         let mut scorer = weight.scorer(sr, 1.0).map_err(tantivy_err)?;
         let alive = sr.alive_bitset();
         let mut doc = scorer.doc();
+        let mut n: u32 = 0;
         while doc != TERMINATED {
             if alive.is_none_or(|a| a.is_alive(doc)) {
                 for (s, p) in segs.iter_mut().zip(parts.iter_mut()) {
                     collect(s, p, doc, ctx)?;
                 }
+            }
+            n = n.wrapping_add(1);
+            if n % 65_536 == 0 && ctx.expired() {
+                truncated = true;
+                break;
             }
             doc = scorer.advance();
         }
@@ -1103,6 +1114,9 @@ pub(crate) fn collect_target(
         for (a, b) in acc.iter_mut().zip(parts) {
             a.merge(b);
         }
+        if truncated {
+            break;
+        }
     }
-    Ok(acc)
+    Ok((acc, truncated))
 }

@@ -74,12 +74,17 @@ impl FastHist {
         t: &AggTarget<'_>,
         weight: &dyn Weight,
         ctx: &AggContext,
-    ) -> Result<Vec<Partial>, EsError> {
+    ) -> Result<(Vec<Partial>, bool), EsError> {
         let mut map: BTreeMap<i64, Bucket> = BTreeMap::new();
+        let mut truncated = false;
         let mut docs = [0 as DocId; BLOCK];
         let mut live = Vec::with_capacity(BLOCK);
         let mut vals = vec![None; BLOCK];
         for sr in t.searcher.segment_readers() {
+            if truncated || ctx.expired() {
+                truncated = true;
+                break;
+            }
             let Some(col) = sr
                 .fast_fields()
                 .column_opt::<tantivy::DateTime>("@ts")
@@ -101,7 +106,13 @@ impl FastHist {
             if scorer.doc() == TERMINATED {
                 continue;
             }
+            let mut blocks: u32 = 0;
             loop {
+                blocks = blocks.wrapping_add(1);
+                if blocks % 1024 == 0 && ctx.expired() {
+                    truncated = true;
+                    break;
+                }
                 let n = scorer.fill_buffer(&mut docs);
                 if n == 0 {
                     break;
@@ -150,6 +161,6 @@ impl FastHist {
                 }
             }
         }
-        Ok(vec![Partial::Hist(map)])
+        Ok((vec![Partial::Hist(map)], truncated))
     }
 }

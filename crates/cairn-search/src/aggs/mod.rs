@@ -46,6 +46,16 @@ pub struct AggContext {
     pub now_millis: i64,
     /// `search.max_buckets`.
     pub max_buckets: usize,
+    /// The search's `timeout`: past it, collection stops and the answer is partial.
+    pub deadline: Option<std::time::Instant>,
+}
+
+impl AggContext {
+    /// Whether the search's time is up.
+    pub(crate) fn expired(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+    }
 }
 
 /// Elasticsearch's default `search.max_buckets`.
@@ -56,6 +66,7 @@ impl Default for AggContext {
         AggContext {
             now_millis: 0,
             max_buckets: DEFAULT_MAX_BUCKETS,
+            deadline: None,
         }
     }
 }
@@ -71,8 +82,13 @@ pub(crate) fn too_many_buckets(limit: usize) -> EsError {
     .with("max_buckets", limit as u64)
 }
 
-/// Runs the aggregations over all targets and returns the `aggregations` object.
-pub fn run(aggs: &Aggs, targets: &[AggTarget<'_>], ctx: &AggContext) -> Result<Value, EsError> {
+/// Runs the aggregations over all targets and returns the `aggregations` object, and
+/// whether the deadline cut collection short (the buckets are then partial).
+pub fn run(
+    aggs: &Aggs,
+    targets: &[AggTarget<'_>],
+    ctx: &AggContext,
+) -> Result<(Value, bool), EsError> {
     let single = targets.len() <= 1;
     let mut acc: Vec<partial::Partial> = aggs.nodes.iter().map(partial::Partial::empty).collect();
     // Partitions are collected concurrently on a small bounded set of threads (one per
@@ -81,8 +97,16 @@ pub fn run(aggs: &Aggs, targets: &[AggTarget<'_>], ctx: &AggContext) -> Result<V
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 4);
+    let cut = std::sync::atomic::AtomicBool::new(false);
     let shard = |i: usize, t: &AggTarget<'_>| -> Result<Vec<partial::Partial>, EsError> {
-        let mut parts = collect::collect_target(&aggs.nodes, t, ctx, i)?;
+        if ctx.expired() {
+            cut.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(aggs.nodes.iter().map(partial::Partial::empty).collect());
+        }
+        let (mut parts, truncated) = collect::collect_target(&aggs.nodes, t, ctx, i)?;
+        if truncated {
+            cut.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         partial::finalize_shard(&aggs.nodes, &mut parts, single);
         Ok(parts)
     };
@@ -123,5 +147,8 @@ pub fn run(aggs: &Aggs, targets: &[AggTarget<'_>], ctx: &AggContext) -> Result<V
     let mut out = Map::new();
     let mut counter = render::Counter::new(ctx.max_buckets);
     render::render_level(&aggs.nodes, acc, ctx, &mut counter, &mut out)?;
-    Ok(Value::Object(out))
+    Ok((
+        Value::Object(out),
+        cut.load(std::sync::atomic::Ordering::Relaxed),
+    ))
 }
