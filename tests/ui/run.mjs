@@ -134,6 +134,17 @@ flow('kql-and-lucene-queries', async (page, base) => {
   assert.match(page.url(), /q=http\.response\.status_code/);
   await runQuery(page, 'http.request.method : HEAD and not url.path : "/"');
   await expectCount(page, countWhere(d => d.http.request.method === 'HEAD' && d.url.path !== '/'));
+  // Autocomplete: a field name, then one of its values, with Tab.
+  await page.fill('#query', 'http.request.me');
+  await page.waitForSelector('.suggest li >> text=http.request.method');
+  await page.press('#query', 'Tab');
+  assert.equal(await page.inputValue('#query'), 'http.request.method : ');
+  await page.type('#query', 'PO');
+  await page.waitForSelector('.suggest li >> text=POST');
+  await page.press('#query', 'Tab');
+  assert.equal(await page.inputValue('#query'), 'http.request.method : POST ');
+  await page.press('#query', 'Enter');
+  await expectCount(page, countWhere(d => d.http.request.method === 'POST'));
   // Matches are highlighted in the rows.
   await runQuery(page, 'message : kibana');
   await page.waitForSelector('#doc-table td.msg mark');
@@ -271,12 +282,22 @@ flow('dashboard-two-panels-saved', async (page, base) => {
   await addPanel({ title: 'Requests over time', type: 'bar' });
   await addPanel({ title: 'Status codes', type: 'table', field: 'http.response.status_code' });
   await page.waitForSelector('.panel >> text=Status codes');
+  // Drag the second panel by its title bar under the first one (the grid moves by cells).
+  const headBox = await page.locator('.panel', { hasText: 'Status codes' }).locator('.panel-head').boundingBox();
+  await page.mouse.move(headBox.x + 40, headBox.y + 10);
+  await page.mouse.down();
+  await page.mouse.move(headBox.x - headBox.width / 2, headBox.y + 200, { steps: 6 });
+  await page.mouse.move(headBox.x - headBox.width, headBox.y + 330, { steps: 6 });
+  await page.mouse.up();
+  const moved = await page.locator('.panel', { hasText: 'Status codes' }).evaluate(e => [e.style.gridColumn, e.style.gridRow]);
+  assert.ok(moved[0].startsWith('1 /') && !moved[1].startsWith('1 /'), `panel placed at ${moved}`);
   await page.click('#save-dashboard');
   await page.waitForFunction(() => /\/ui\/dashboards\/[0-9a-f]{32}$/.test(location.pathname));
   await page.reload();
   await page.waitForSelector('.panel .panel-body canvas');
   assert.equal(await page.inputValue('#dash-title'), 'Web traffic');
   assert.equal(await page.locator('.panel').count(), 2);
+  assert.deepEqual(await page.locator('.panel', { hasText: 'Status codes' }).evaluate(e => [e.style.gridColumn, e.style.gridRow]), moved);
   const table = page.locator('.panel', { hasText: 'Status codes' }).locator('table');
   await table.waitFor();
   const first = (await table.locator('tbody tr').first().textContent());
@@ -285,6 +306,16 @@ flow('dashboard-two-panels-saved', async (page, base) => {
   await shot(page, 'dashboard-two-panels-saved-reloaded');
   await page.goto(`${base}/ui/dashboards`);
   await page.waitForSelector('.dash-list >> text=Web traffic');
+  // Export, then import a renamed copy through the page's file input.
+  const exported = await (await fetch(`${base}/_cairn/saved_objects/_export`)).json();
+  const dash = exported.saved_objects.find(o => o.type === 'dashboard' && o.attributes.title === 'Web traffic');
+  assert.equal(dash.attributes.panels.length, 2);
+  const copy = { saved_objects: [{ ...dash, id: 'imported-copy', attributes: { ...dash.attributes, title: 'Web traffic (imported)' } }] };
+  await page.setInputFiles('.page input[type=file]', { name: 'export.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(copy)) });
+  await page.waitForSelector('.dash-list >> text=Web traffic (imported)');
+  await page.click('.dash-list >> text=Web traffic (imported)');
+  await page.waitForSelector('.panel .panel-body canvas');
+  assert.equal(await page.locator('.panel').count(), 2);
 });
 
 flow('errors-are-readable', async (page, base) => {
@@ -371,11 +402,40 @@ flow('login-with-real-auth', async (page) => {
     await shot(page, 'login-with-real-auth-signed-in');
     await page.click('#logout');
     await page.waitForURL(/\/ui\/login/);
-    const after = await page.evaluate(async () => (await fetch('/_cairn/auth/session')).status);
+    const after = await page.evaluate(async () => (await fetch('/_cairn/auth/session', { headers: { 'X-Cairn-UI': '1' } })).status);
     assert.equal(after, 401);
   } finally {
     await stopServer(server);
   }
+});
+
+flow('alert-rules', async (page, base) => {
+  await page.goto(`${base}/ui/alerts`);
+  await page.click('#new-rule');
+  await page.waitForSelector('#rule-yaml');
+  // A broken rule gets a readable validation error, and the text stays.
+  await page.fill('#rule-yaml', 'name: Broken\ntype: frequency\nindex: logs-apache\n');
+  await page.click('#validate-rule');
+  await page.waitForSelector('#rule-result .error-box');
+  assert.match(await page.textContent('#rule-result'), /Invalid rule/);
+  const yaml = 'name: UI errors\ntype: frequency\nindex: logs-apache\nnum_events: 3\ntimeframe:\n  minutes: 60\n' +
+    'filter:\n  - query:\n      query_string:\n        query: "http.response.status_code:[500 TO 599]"\n' +
+    'alert:\n  - debug\n';
+  await page.fill('#rule-yaml', yaml);
+  await page.click('#validate-rule');
+  await page.waitForSelector('#rule-result >> text=Valid: "UI errors", a frequency rule.');
+  await page.click('#save-rule');
+  await page.waitForURL(/\/ui\/alerts$/);
+  const row = page.locator('#rules-table tr[data-rule="ui-errors"]');
+  await row.waitFor();
+  assert.match(await row.textContent(), /UI errors.*frequency.*logs-apache/);
+  await row.locator('button', { hasText: 'Silence' }).click();
+  await page.selectOption('dialog [name="duration"]', '4h');
+  await page.click('dialog button[type=submit]');
+  await page.waitForSelector('#banner >> text=Silenced until');
+  await page.click('#rules-table >> text=UI errors');
+  await page.waitForSelector('#rule-yaml');
+  assert.match(await page.inputValue('#rule-yaml'), /num_events: 3/);
 });
 
 flow('indices-page', async (page, base) => {
@@ -383,6 +443,16 @@ flow('indices-page', async (page, base) => {
   const row = page.locator('#indices-table tr[data-index="logs-apache"]');
   await row.waitFor();
   assert.match(await row.textContent(), new RegExp(fmt.format(samples.apache.length)));
+  // Delete with confirmation, on an index of its own.
+  await bulk(base, 'scratch-delete-me', samples.apache.slice(0, 3));
+  await page.reload();
+  await page.click('#indices-table tr[data-index="scratch-delete-me"] button[title^="Delete"]');
+  assert.equal(await page.isDisabled('#confirm-delete'), true);
+  await page.fill('#confirm-index', 'scratch-delete-me');
+  await page.click('#confirm-delete');
+  await page.waitForSelector('#banner >> text=Deleted scratch-delete-me.');
+  await page.waitForSelector('#indices-table tr[data-index="scratch-delete-me"]', { state: 'detached' });
+  assert.equal((await fetch(`${base}/scratch-delete-me`)).status, 404);
   await page.goto(`${base}/ui/add-data`);
   await page.waitForSelector('.config-block pre');
   assert.match(await page.textContent('.config-block pre'), new RegExp(base.replace(/[.]/g, '\\.')));
@@ -415,13 +485,16 @@ async function main() {
       const started = Date.now();
       let error = null;
       try {
-        await fn(page, server.base);
+        // A hung flow fails on its own instead of stalling the suite.
+        let timer;
+        await Promise.race([fn(page, server.base), new Promise((_, reject) => { timer = setTimeout(() => reject(new Error('flow timed out after 90 s')), 90000); })])
+          .finally(() => clearTimeout(timer));
         if (consoleErrors.length) throw new Error(`uncaught errors in the page: ${consoleErrors.join('; ')}`);
       } catch (e) {
         error = e;
       }
       await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: false }).catch(() => {});
-      await context.close();
+      await context.close().catch(() => {});
       results.push({ name, ok: !error, ms: Date.now() - started, error: error ? String(error.stack || error) : undefined });
       console.log(`${error ? 'FAIL' : 'ok  '} ${name} (${Date.now() - started} ms)${error ? '\n' + String(error.stack || error).split('\n').slice(0, 6).join('\n') : ''}`);
     }

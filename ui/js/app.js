@@ -15,6 +15,8 @@ const ROUTES = [
   [/^\/ui\/indices\/?$/, () => import('./indices.js'), 'indices'],
   [/^\/ui\/add-data\/?$/, () => import('./indices.js'), 'add-data'],
   [/^\/ui\/login\/?$/, () => import('./login.js'), 'login'],
+  [/^\/ui\/alerts\/?$/, () => import('./alerts.js'), 'alerts'],
+  [/^\/ui\/alerts\/([^/]+)$/, () => import('./alerts.js'), 'alerts'],
 ];
 
 let currentView = null;
@@ -39,7 +41,7 @@ function renderHeader(active) {
   const top = document.getElementById('topbar');
   if (active === 'login') { top.hidden = true; return; }
   top.hidden = false;
-  const links = [['discover', '/ui/discover', 'Discover'], ['dashboards', '/ui/dashboards', 'Dashboards']];
+  const links = [['discover', '/ui/discover', 'Discover'], ['dashboards', '/ui/dashboards', 'Dashboards'], ['alerts', '/ui/alerts', 'Alerts']];
   links.push(['indices', '/ui/indices', 'Indices'], ['add-data', '/ui/add-data', 'Add data']);
   clear(document.getElementById('nav')).append(...links.map(([key, href, label]) =>
     h('a', { href, 'data-link': true, class: key === active ? 'active' : '' }, label)));

@@ -292,6 +292,7 @@ class Discover {
       return;
     }
     const started = performance.now();
+    this.termCache = null;
     const query = this.query();
     const tf = this.view.timeField;
     const [ivName, ivMs] = this.st.interval === 'auto' ? autoInterval(fromMs, toMs) : [this.st.interval, intervalMs(this.st.interval)];
@@ -745,21 +746,26 @@ class Discover {
   }
 
   async updateSuggestions() {
-    const { text } = this.tokenAtCaret();
+    const before = this.input.value.slice(0, this.input.selectionStart ?? this.input.value.length);
     const items = [];
-    const colon = text.indexOf(':');
-    if (colon < 0 && text.length >= 1) {
-      for (const f of this.fields) if (f.name.toLowerCase().startsWith(text.toLowerCase()) && f.name !== text) items.push({ label: f.name, insert: `${f.name}${this.st.lang === 'kql' ? ' : ' : ':'}`, kind: 'field' });
-    } else if (colon >= 0 || /:\s*$/.test(this.input.value.slice(0, this.input.selectionStart))) {
-      // Values: "field:" or "field : " just before the caret.
-      const before = this.input.value.slice(0, this.input.selectionStart);
-      const m = /([\w.@-]+)\s*:\s*"?([^\s"]*)$/.exec(before);
-      const f = m && this.fields.find(x => x.name === m[1] && x.aggregatable);
-      if (f) {
-        for (const v of await this.topTerms(f.name)) {
+    // "field:" or "field : " just before the caret: suggest values of that field.
+    const m = /([\w.@-]+)\s*:\s*"?([^\s"()]*)$/.exec(before);
+    const valueField = m && this.fields.find(x => x.name === m[1]);
+    if (valueField) {
+      if (valueField.aggregatable) {
+        for (const v of await this.topTerms(valueField.name)) {
           if (String(v).toLowerCase().startsWith(m[2].toLowerCase())) {
             const needsQuote = typeof v === 'string' && /[\s:()"]/.test(v);
             items.push({ label: String(v), insert: needsQuote ? JSON.stringify(v) : String(v), kind: 'value', valuePrefix: m[2] });
+          }
+        }
+      }
+    } else {
+      const { text } = this.tokenAtCaret();
+      if (text.length >= 1 && !text.includes(':')) {
+        for (const f of this.fields) {
+          if (f.name.toLowerCase().startsWith(text.toLowerCase()) && f.name !== text) {
+            items.push({ label: f.name, insert: `${f.name}${this.st.lang === 'kql' ? ' : ' : ':'}`, kind: 'field' });
           }
         }
       }
@@ -773,7 +779,10 @@ class Discover {
   async topTerms(field) {
     this.termCache = this.termCache || new Map();
     if (!this.termCache.has(field)) {
-      const p = search(this.view.title, { size: 0, query: this.query(), aggs: { t: { terms: { field, size: 20 } } } })
+      // Values within the time range and filters, whatever the query being typed.
+      const { fromMs, toMs } = this.range();
+      const query = buildQuery({ filters: this.st.filters, timeField: this.view.timeField, fromMs, toMs });
+      const p = search(this.view.title, { size: 0, query, track_total_hits: false, aggs: { t: { terms: { field, size: 20 } } } })
         .then(r => r.aggregations.t.buckets.map(b => b.key_as_string || b.key))
         .catch(() => []);
       this.termCache.set(field, p);

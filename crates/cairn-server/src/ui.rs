@@ -43,6 +43,7 @@ static ASSETS: &[(&str, &[u8])] = assets![
     "index.html",
     "app.css",
     "favicon.svg",
+    "js/alerts.js",
     "js/api.js",
     "js/app.js",
     "js/context.js",
