@@ -313,3 +313,26 @@ def test_metrics(srv):
     load(srv, "metrics-b", 3)
     text = ok(srv.get("/_cairn/metrics")).text
     assert ingested_docs(text) == 10
+
+
+def test_catch_all_template_skips_internal_indices(cairn):
+    """A user's `*` template (retention, mappings) must not reach Cairn's internal
+    `.cairn-*` indices (UI objects, alert state), as Elasticsearch keeps global
+    templates off hidden indices; a template naming dot-indices explicitly still does."""
+    r = cairn.put("/_index_template/catchall", json={
+        "index_patterns": ["*"],
+        "template": {"settings": {"index.cairn.retention": "1d"}, "mappings": {"properties": {"zz": {"type": "long"}}}},
+    })
+    assert r.status_code == 200, r.text
+    assert cairn.put("/logs-tpl").status_code == 200
+    assert cairn.put("/.cairn-tpl").status_code == 200
+    user = cairn.get("/logs-tpl/_settings").json()["logs-tpl"]["settings"]["index"]
+    internal = cairn.get("/.cairn-tpl/_settings").json()[".cairn-tpl"]["settings"]["index"]
+    assert user.get("cairn", {}).get("retention") == "1d", user
+    assert "retention" not in internal.get("cairn", {}), internal
+    assert "zz" not in cairn.get("/.cairn-tpl/_mapping").json()[".cairn-tpl"]["mappings"].get("properties", {})
+    r = cairn.put("/_index_template/dots", json={"index_patterns": [".cairn-x*"], "priority": 5,
+                                                  "template": {"settings": {"index.cairn.retention": "7d"}}})
+    assert r.status_code == 200
+    assert cairn.put("/.cairn-xyz").status_code == 200
+    assert cairn.get("/.cairn-xyz/_settings").json()[".cairn-xyz"]["settings"]["index"]["cairn"]["retention"] == "7d"

@@ -130,6 +130,14 @@ fn is_hidden_name(name: &str) -> bool {
     name.starts_with('.')
 }
 
+/// Whether a template pattern applies to an index name. Cairn's internal `.cairn-*`
+/// indices (UI objects, alert state) take only templates that name dot-indices
+/// explicitly, so a user's catch-all `*` template (with its retention or mappings)
+/// never reaches them, as Elasticsearch keeps global templates off hidden indices.
+fn template_matches(pattern: &str, name: &str) -> bool {
+    wildcard_match(pattern, name) && (!name.starts_with(".cairn-") || pattern.starts_with('.'))
+}
+
 /// Options of index expression resolution.
 #[derive(Debug, Clone, Copy)]
 pub struct ResolveOptions {
@@ -154,7 +162,7 @@ impl Store {
         let mut best: Option<(i64, String, Value)> = None;
         for (tname, t) in &state.index_templates {
             let pats = patterns_of(t.get("index_patterns"));
-            if pats.iter().any(|p| wildcard_match(p, name)) {
+            if pats.iter().any(|p| template_matches(p, name)) {
                 let prio = t.get("priority").and_then(Value::as_i64).unwrap_or(0);
                 if best.as_ref().is_none_or(|b| prio > b.0) {
                     best = Some((prio, tname.clone(), t.clone()));
@@ -202,7 +210,7 @@ impl Store {
             .filter(|t| {
                 patterns_of(t.get("index_patterns").or(t.get("template")))
                     .iter()
-                    .any(|p| wildcard_match(p, name))
+                    .any(|p| template_matches(p, name))
             })
             .map(|t| (t.get("order").and_then(Value::as_i64).unwrap_or(0), t))
             .collect();
