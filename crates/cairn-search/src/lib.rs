@@ -344,7 +344,7 @@ fn collect_bounded(
                 }
             }
             n = n.wrapping_add(1);
-            if n % 4096 == 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            if n.is_multiple_of(4096) && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 run.timed_out = true;
                 fruits.push(seg.harvest());
                 break 'segments;

@@ -1098,7 +1098,7 @@ pub(crate) fn collect_target(
                 }
             }
             n = n.wrapping_add(1);
-            if n % 65_536 == 0 && ctx.expired() {
+            if n.is_multiple_of(65_536) && ctx.expired() {
                 truncated = true;
                 break;
             }

@@ -109,7 +109,7 @@ impl FastHist {
             let mut blocks: u32 = 0;
             loop {
                 blocks = blocks.wrapping_add(1);
-                if blocks % 1024 == 0 && ctx.expired() {
+                if blocks.is_multiple_of(1024) && ctx.expired() {
                     truncated = true;
                     break;
                 }
