@@ -432,3 +432,41 @@ def test_import_from_s3_over_tls_into_a_secured_tls_server(cairn_factory, tls_di
         moto.terminate()
         moto.wait(10)
         log.close()
+
+
+def test_scrolls_and_pits_belong_to_their_opener(secured):
+    srv, creds, _ = secured
+    r = srv.post("/logs-app/_search", params={"scroll": "1m"}, json={"size": 1}, headers=creds["reader"])
+    sid = r.json()["_scroll_id"]
+    # Another user cannot page through it or clear it: it answers as missing.
+    assert_es_error(srv.post("/_search/scroll", json={"scroll_id": sid}, headers=creds["lreader"]), 404, "search_phase_execution_exception")
+    assert srv.delete("/_search/scroll", json={"scroll_id": [sid]}, headers=creds["lreader"]).json()["num_freed"] == 0
+    assert srv.post("/_search/scroll", json={"scroll_id": sid}, headers=creds["reader"]).status_code == 200
+    pit = srv.post("/logs-app/_pit", params={"keep_alive": "1m"}, headers=creds["reader"]).json()["id"]
+    body = {"pit": {"id": pit}, "size": 1}
+    assert_es_error(srv.post("/_search", json=body, headers=creds["lreader"]), 404, "search_phase_execution_exception")
+    assert srv.post("/_search", json=body, headers=creds["reader"]).status_code == 200
+
+
+def test_audit_log_to_an_index(cairn_factory):
+    from conftest import wait_for
+
+    srv = cairn_factory(extra_args=["--auth", "--audit-log", "index"], env={"CAIRN_ADMIN_PASSWORD": ADMIN_PW})
+    adm = basic("admin", ADMIN_PW)
+    srv.get("/", headers=basic("mallory", "guess-123"))
+    srv.put("/_security/user/bob", json={"password": "bob-password", "roles": ["reader"]}, headers=adm)
+
+    def events():
+        srv.post("/.cairn-audit/_refresh", headers=adm)
+        r = srv.post("/.cairn-audit/_search", json={"size": 50, "sort": [{"@timestamp": "asc"}]}, headers=adm)
+        return r.status_code == 200 and [h["_source"] for h in r.json()["hits"]["hits"]]
+
+    found = wait_for(lambda: (e := events()) and len(e) >= 2 and e, 30, 0.2, "audit events in .cairn-audit")
+    actions = {e["event.action"]: e for e in found}
+    assert actions["authentication_failed"]["user.name"] == "mallory"
+    assert actions["user_created"]["user.target.name"] == "bob" and actions["user_created"]["user.name"] == "admin"
+    # Only admins can read it; wildcards never show it to others.
+    bob = basic("bob", "bob-password")
+    assert srv.post("/.cairn-audit/_search", json={}, headers=bob).status_code == 403
+    r = srv.get("/*/_search", headers=bob)
+    assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 0

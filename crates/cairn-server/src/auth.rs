@@ -766,7 +766,7 @@ impl Auth {
         let fail = || {
             self.audit.event(
                 "authentication_failed",
-                json!({"user": user, "realm": "native"}),
+                json!({"user.name": user, "realm": "native", "event.outcome": "failure"}),
             );
             unauthenticated(
                 &format!("unable to authenticate user [{user}] for REST request"),
@@ -806,7 +806,7 @@ impl Auth {
     fn api_key(&self, b64: &str) -> Result<Principal, EsError> {
         let fail = |id: &str| {
             self.audit
-                .event("authentication_failed", json!({"api_key_id": id, "realm": "api_key"}));
+                .event("authentication_failed", json!({"api_key.id": id, "realm": "api_key", "event.outcome": "failure"}));
             unauthenticated("unable to authenticate with provided credentials", "")
         };
         let raw = base64::engine::general_purpose::STANDARD
@@ -825,7 +825,7 @@ impl Auth {
             .is_some_and(|e| e <= cairn_core::time::now_micros() / 1000)
         {
             self.audit
-                .event("authentication_failed", json!({"api_key_id": id, "reason": "expired"}));
+                .event("authentication_failed", json!({"api_key.id": id, "reason": "expired", "event.outcome": "failure"}));
             return Err(unauthenticated("api key is expired", ""));
         }
         principal_for_key(&st, id, key).ok_or_else(|| fail(id))

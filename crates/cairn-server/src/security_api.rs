@@ -260,7 +260,7 @@ pub async fn put_user(
     })?;
     s.auth.audit.event(
         if created { "user_created" } else { "user_changed" },
-        json!({"target.user.name": name}),
+        json!({"user.target.name": name}),
     );
     ok(json!({"created": created}))
 }
@@ -280,7 +280,7 @@ pub async fn change_password(
     s.auth.update(&s.store, |st| st.set_password(&name, pw))?;
     s.auth
         .audit
-        .event("user_password_changed", json!({"target.user.name": name}));
+        .event("user_password_changed", json!({"user.target.name": name}));
     ok(json!({}))
 }
 
@@ -322,7 +322,7 @@ pub async fn delete_user(State(s): State<Shared>, Path(name): Path<String>) -> A
     }
     let found = s.auth.update(&s.store, |st| Ok(st.users.remove(&name).is_some()))?;
     if found {
-        s.auth.audit.event("user_deleted", json!({"target.user.name": name}));
+        s.auth.audit.event("user_deleted", json!({"user.target.name": name}));
     }
     Ok(json_response(if found { 200 } else { 404 }, &json!({"found": found})))
 }

@@ -128,7 +128,8 @@ struct ServeArgs {
     /// Require client certificates signed by this CA (PEM).
     #[arg(long, env = "CAIRN_TLS_CLIENT_CA")]
     tls_client_ca: Option<PathBuf>,
-    /// Audit log file (JSON lines), or "off" (default: <data-dir>/audit.log when auth is on).
+    /// Audit log: a file (JSON lines), "index" (the internal .cairn-audit index) or
+    /// "off" (default: <data-dir>/audit.log when auth is on).
     #[arg(long, env = "CAIRN_AUDIT_LOG")]
     audit_log: Option<String>,
     /// Searches running at once (default: cores * 3 / 2 + 1); more wait in the queue.
@@ -345,8 +346,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         })?)),
         None => None,
     };
+    // `index` needs the runtime (a background writer); it is made there.
+    let audit_to_index = pick!(audit_log).as_deref() == Some("index");
     let audit = match pick!(audit_log).as_deref() {
-        Some("off") => cairn_server::audit::Audit::off(),
+        Some("off") | Some("index") => cairn_server::audit::Audit::off(),
         Some(path) => cairn_server::audit::Audit::to_file(std::path::Path::new(path))
             .with_context(|| format!("cannot open the audit log {path}"))?,
         None if auth_on => cairn_server::audit::Audit::to_file(&data_dir.join("audit.log"))
@@ -356,15 +359,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!(data_dir = %data_dir.display(), listen = %listen, "opening the store");
     let store = Store::open(sc).context("cannot open the data directory")?;
     let security = bootstrap_security(&store, auth_on)?;
-    let auth = cairn_server::auth::Auth::new(
-        cairn_server::auth::AuthConfig {
-            enabled: auth_on,
-            tls: tls.is_some(),
-            ..Default::default()
-        },
-        security,
-        audit,
-    );
+    let auth_config = cairn_server::auth::AuthConfig {
+        enabled: auth_on,
+        tls: tls.is_some(),
+        ..Default::default()
+    };
     let cluster_uuid = {
         let mut st = store.meta();
         let id = st
@@ -391,7 +390,15 @@ fn serve(args: ServeArgs) -> Result<()> {
             started: std::time::Instant::now(),
             contexts: Default::default(),
             pipelines: cairn_server::ingest::Pipelines::load(&store),
-            auth,
+            auth: cairn_server::auth::Auth::new(
+                auth_config,
+                security,
+                if audit_to_index {
+                    cairn_server::audit::Audit::to_index(store.clone())
+                } else {
+                    audit
+                },
+            ),
         });
         cairn_server::spawn_background(state.clone());
         let alert_engine = match cairn_server::alerting::start(state.clone(), args.rules_dir.clone()).await {
