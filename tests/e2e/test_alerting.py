@@ -238,8 +238,9 @@ def test_rules_api_broken_file_and_hot_reload(cairn_factory, tmp_path, webhook):
     assert v["valid"] is False and v["key"] == "alert[0]"
     ingest(srv, [{"@timestamp": iso_now(), "message": "three"}])
     wait_for(lambda: [x for x in webhook.items() if x["path"] == "/api"], 30, what="api rule alert")
-    hist = requests.get(srv.u("/_cairn/alerting/rules/api-rule/history"), timeout=10).json()["alerts"]
-    assert len(hist) == 1 and hist[0]["status"] == "sent"
+    # Marked sent just after delivery.
+    hist = wait_for(lambda: [a for a in requests.get(srv.u("/_cairn/alerting/rules/api-rule/history"), timeout=10).json()["alerts"] if a["status"] == "sent"], 10, what="history")
+    assert len(hist) == 1
 
     # Silences: a silenced rule sends nothing.
     r = requests.post(srv.u("/_cairn/alerting/rules/api-rule/silences"), json={"duration": "1h"}, timeout=10)
@@ -355,3 +356,52 @@ alert_text_args: [missing_field]
     bad.write_text("name: x\nindex: y\ntype: frequency\ntimeframe: {minutes: 1}\n")
     p = subprocess.run([str(CAIRN_BIN), "alert", "test", str(bad), "--server", cairn.url], capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "num_events" in p.stderr
+
+
+def test_webhook_style_alerters_payloads(cairn_factory, tmp_path, webhook):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    u = webhook.url
+    write_rule(rules, "many", FAST + f"""name: many alerters
+index: {INDEX}
+type: any
+realert: {{minutes: 0}}
+alert: [post2, slack, ms_teams, ms_power_automate, telegram, pagerduty, opsgenie, debug]
+http_post2_url: {u}/post2
+http_post2_payload: {{summary: "{{{{ host }}}} failed", static: 1}}
+http_post2_headers: {{X-Host: "{{{{ host }}}}"}}
+slack_webhook_url: {u}/slack
+slack_channel_override: "#ops"
+ms_teams_webhook_url: {u}/teams
+ms_power_automate_webhook_url: {u}/flow
+telegram_bot_token: TOKEN
+telegram_room_id: "-100"
+telegram_api_url: {u}
+pagerduty_service_key: RKEY
+pagerduty_events_url: {u}/pd
+opsgenie_key: GKEY
+opsgenie_addr: {u}/og
+""")
+    srv = cairn_factory(extra_args=["--rules-dir", str(rules)])
+    ingest(srv, [{"@timestamp": iso_now(), "host": "web-9", "message": "boom"}])
+    wait_for(lambda: len(webhook.items()) >= 7, 30, what="7 deliveries")
+    time.sleep(2)
+    by_path = {x["path"]: x for x in webhook.items()}
+    assert len(webhook.items()) == 7, [x["path"] for x in webhook.items()]
+    hist = requests.get(srv.u("/_cairn/alerting/history"), timeout=10).json()["alerts"]
+    assert len(hist) == 1 and hist[0]["status"] == "sent", hist
+    key = hist[0]["id"]
+    p2 = by_path["/post2"]
+    assert p2["body"]["summary"] == "web-9 failed" and p2["body"]["static"] == 1
+    assert p2["headers"]["x-host"] == "web-9" and p2["headers"]["idempotency-key"] == key
+    slack = by_path["/slack"]["body"]
+    assert slack["channel"] == "#ops" and slack["attachments"][0]["title"] == "ElastAlert: many alerters"
+    assert "host: web-9" in slack["attachments"][0]["text"]
+    assert by_path["/teams"]["body"]["@type"] == "MessageCard"
+    assert by_path["/flow"]["body"]["attachments"][0]["content"]["type"] == "AdaptiveCard"
+    tg = by_path["/botTOKEN/sendMessage"]["body"]
+    assert tg["chat_id"] == "-100" and "many alerters" in tg["text"]
+    pd = by_path["/pd"]["body"]
+    assert pd["routing_key"] == "RKEY" and pd["event_action"] == "trigger" and pd["dedup_key"] == key
+    og = by_path["/og"]
+    assert og["headers"]["authorization"] == "GenieKey GKEY" and og["body"]["alias"] == key

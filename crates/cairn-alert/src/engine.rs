@@ -112,6 +112,9 @@ pub struct Engine {
     http: reqwest::Client,
     stop_tx: watch::Sender<bool>,
     background: Mutex<Vec<JoinHandle<()>>>,
+    /// The state index is created on the first write, so a server without rules
+    /// never grows one.
+    index_ready: std::sync::atomic::AtomicBool,
 }
 
 fn read_globals(dir: &Path) -> Result<Globals> {
@@ -165,6 +168,7 @@ impl Engine {
             http: alerters::http_client()?,
             stop_tx,
             background: Mutex::new(Vec::new()),
+            index_ready: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -178,7 +182,6 @@ impl Engine {
 
     /// Loads state and rules and starts the scheduler, the sender and the directory watcher.
     pub async fn start(self: &Arc<Self>) -> Result<()> {
-        self.state.ensure_index(self.es()).await?;
         let pending = self.state.pending_alerts(self.es()).await?;
         if !pending.is_empty() {
             tracing::info!(pending = pending.len(), "resuming unsent alerts");
@@ -227,6 +230,14 @@ impl Engine {
             let _ = tokio::time::timeout(Duration::from_secs(20), h).await;
         }
         tracing::info!("alert engine stopped");
+    }
+
+    async fn ensure_index(&self) -> Result<()> {
+        if !self.index_ready.load(Ordering::Acquire) {
+            self.state.ensure_index(self.es()).await?;
+            self.index_ready.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     fn stopping(&self) -> bool {
@@ -471,6 +482,7 @@ impl Engine {
         drafts: Vec<AlertDraft>,
         now: i64,
     ) -> Result<()> {
+        self.ensure_index().await?;
         for d in drafts {
             let rec = AlertRecord {
                 owner: owner.to_string(),
@@ -664,6 +676,7 @@ impl Engine {
             }
         }
         self.validate(id, yaml)?;
+        self.ensure_index().await?;
         let saved = SavedRule {
             id: id.to_string(),
             yaml: yaml.to_string(),
@@ -768,6 +781,7 @@ impl Engine {
         until: i64,
     ) -> Result<String> {
         let key = self.silence_key(rule_id, query_key).await?;
+        self.ensure_index().await?;
         self.state
             .put_silence(self.es(), rule_id, &key, until, self.now())
             .await?;

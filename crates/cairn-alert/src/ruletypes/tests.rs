@@ -716,3 +716,32 @@ fn alert_text_args_and_jinja() {
     let rep = block_on(runner.run(es, t("2024-01-01T10:01:00Z"))).unwrap();
     assert_eq!(rep.alerts[0].body, "web-1 is failing (503)\n\n");
 }
+
+#[test]
+fn notify_on_recovery_sends_a_resolved_alert_once() {
+    let mut docs = docs_every(
+        "2024-01-01T10:00:00Z",
+        30 * SECOND,
+        8,
+        json!({"host": "a", "latency": 400}),
+    );
+    docs.extend(docs_every(
+        "2024-01-01T10:05:00Z",
+        30 * SECOND,
+        8,
+        json!({"host": "a", "latency": 20}),
+    ));
+    let fake = Fake::new(docs);
+    let es = Es::new(&fake, "u");
+    let r = rule("name: lat\nindex: logs\ntype: metric_aggregation\nmetric_agg_key: latency\nmetric_agg_type: avg\nmax_threshold: 100\nquery_key: host\nbuffer_time: {minutes: 5}\nrealert: {minutes: 0}\nnotify_on_recovery: true\n");
+    let mut runner = Runner::new(r, RuleState::default());
+    let rep = block_on(runner.run(es, t("2024-01-01T10:04:59Z"))).unwrap();
+    assert_eq!(rep.alerts.len(), 1);
+    assert!(!rep.alerts[0].recovery);
+    let rep = block_on(runner.run(es, t("2024-01-01T10:09:59Z"))).unwrap();
+    assert_eq!(rep.alerts.len(), 1, "{:?}", rep.alerts);
+    assert!(rep.alerts[0].recovery);
+    assert_eq!(rep.alerts[0].subject, "RESOLVED: lat - a");
+    let rep = block_on(runner.run(es, t("2024-01-01T10:14:59Z"))).unwrap();
+    assert!(rep.alerts.is_empty());
+}
