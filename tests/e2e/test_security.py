@@ -121,9 +121,15 @@ MATRIX = [
     ("POST", "/_cairn/retention/_run", None, dict(admin=200, writer=403, key=403, reader=403, lreader=403, alerter=403, none=401)),
     # internal indices: admins and the server only
     ("POST", "/.cairn-ui/_doc", {"x": 1}, dict(admin=201, writer=403, key=403, reader=403, lreader=403, alerter=403, none=401)),
+    # alerting: readers see rules, only alerting users and admins change them
+    ("GET", "/_cairn/alerting/rules", None, dict(admin=200, writer=403, key=403, reader=200, lreader=200, alerter=200, none=401)),
+    ("POST", "/_cairn/alerting/rules/_validate", {"yaml": "name: v\nindex: logs-app\ntype: any\nalert: [debug]\n"}, dict(admin=200, writer=403, key=403, reader=403, lreader=403, alerter=200, none=401)),
+    ("GET", "/_cairn/alerting/history", None, dict(admin=200, writer=403, key=403, reader=200, lreader=200, alerter=200, none=401)),
     # UI pages are public (they hold no data); the UI's APIs are not
     ("GET", "/ui/", None, dict(admin=200, writer=200, key=200, reader=200, lreader=200, alerter=200, none=200)),
     ("GET", "/_cairn/saved_objects/dashboard", None, dict(admin=200, writer=403, key=403, reader=200, lreader=200, alerter=200, none=401)),
+    ("GET", "/_cairn/ui/config", None, dict(admin=200, writer=403, key=403, reader=200, lreader=200, alerter=200, none=401)),
+    ("GET", "/_cairn/auth/session", None, dict(admin=200, writer=200, key=200, reader=200, lreader=200, alerter=200, none=401)),
 ]
 
 CALLERS = ["admin", "writer", "key", "reader", "lreader", "alerter", "none"]
@@ -470,3 +476,53 @@ def test_audit_log_to_an_index(cairn_factory):
     assert srv.post("/.cairn-audit/_search", json={}, headers=bob).status_code == 403
     r = srv.get("/*/_search", headers=bob)
     assert r.status_code == 200 and r.json()["hits"]["total"]["value"] == 0
+
+
+def test_alert_rules_run_with_their_owners_privileges(cairn_factory, tmp_path):
+    """Rules saved through the API run as the user who saved them; rules from the rules
+    directory and the engine's own state use the server's internal identity, so they
+    keep working after the built-in admin is removed."""
+    from test_alerting import FAST, Webhook, iso_now
+    from conftest import wait_for
+
+    hook = Webhook()
+    try:
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        (rules / "file.yaml").write_text(FAST + f"name: file rule\nindex: logs-sec\ntype: any\nrealert: {{minutes: 0}}\nalert: [post]\nhttp_post_url: {hook.url}/file\n")
+        srv = cairn_factory(extra_args=["--auth", "--rules-dir", str(rules)], env={"CAIRN_ADMIN_PASSWORD": ADMIN_PW})
+        adm = basic("admin", ADMIN_PW)
+        assert srv.put("/_security/user/root2", json={"password": "root2-password", "roles": ["admin"]}, headers=adm).status_code == 200
+        root2 = basic("root2", "root2-password")
+        assert srv.delete("/_security/user/admin", headers=root2).json() == {"found": True}
+        srv.put("/_security/user/ops", json={"password": "ops-password", "roles": ["alerting"], "indices": ["logs-*"]}, headers=root2)
+        ops = basic("ops", "ops-password")
+
+        def rule(name, index):
+            return FAST + f"name: {name}\nindex: {index}\ntype: any\nrealert: {{minutes: 0}}\nalert: [post]\nhttp_post_url: {hook.url}/{name}\n"
+
+        for name, index in (("visible", "logs-sec"), ("hidden", "secret-sec")):
+            r = srv.post("/_cairn/alerting/rules", json={"id": name, "yaml": rule(name, index)}, headers=ops)
+            assert r.status_code == 201 and r.json()["owner"] == "ops", r.text
+        # A reader may look at rules but not change them.
+        srv.put("/_security/user/viewer", json={"password": "viewer-password", "roles": ["reader"]}, headers=root2)
+        viewer = basic("viewer", "viewer-password")
+        assert srv.get("/_cairn/alerting/rules", headers=viewer).status_code == 200
+        assert srv.post("/_cairn/alerting/rules", json={"id": "x", "yaml": rule("x", "logs-sec")}, headers=viewer).status_code == 403
+        for idx in ("logs-sec", "secret-sec"):
+            r = srv.post(f"/{idx}/_doc?refresh=true", json={"@timestamp": iso_now(), "message": "boom"}, headers=root2)
+            assert r.status_code == 201, r.text
+        paths = lambda: {x["path"] for x in hook.items()}  # noqa: E731
+        wait_for(lambda: {"/file", "/visible"} <= paths(), 60, what="alerts of the file rule and ops' visible rule")
+        # ops cannot read secret-sec: the rule it saved fails with the 403 ops would
+        # get, and never alerts on the document.
+        def hidden_state():
+            j = srv.get("/_cairn/alerting/rules/hidden", headers=ops).json()
+            return j.get("last_error") and j
+
+        state = wait_for(hidden_state, 30, what="the hidden rule to run and fail")
+        assert "unauthorized for user [ops]" in state["last_error"], state
+        assert state["stats"]["errors"] > 0 and state["stats"]["alerts_sent"] == 0
+        assert "/hidden" not in paths()
+    finally:
+        hook.close()

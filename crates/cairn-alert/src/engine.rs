@@ -40,8 +40,10 @@ impl Clock for SystemClock {
     }
 }
 
-/// User the engine acts as for its own state (the server's internal identity).
-pub const ENGINE_USER: &str = "admin";
+/// User the engine acts as for its own state: the server's internal identity
+/// (`cairn_server::auth::SYSTEM_USER`), which exists whatever users the data dir has
+/// and cannot be used from the network.
+pub const ENGINE_USER: &str = "_system";
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -60,7 +62,9 @@ impl Default for EngineConfig {
             rules_dir: None,
             state_index: DEFAULT_STATE_INDEX.into(),
             poll_interval: Duration::from_secs(2),
-            dir_owner: "admin".into(),
+            // Rules in the rules directory were put there by the server's operator:
+            // they run with the server's own identity.
+            dir_owner: ENGINE_USER.into(),
             send_interval: Duration::from_secs(1),
         }
     }
@@ -105,6 +109,9 @@ pub struct Engine {
     rules: tokio::sync::Mutex<BTreeMap<String, RuleEntry>>,
     /// Status visible without the async lock (for listing while a reload runs).
     last_runs: Mutex<HashMap<String, i64>>,
+    /// The last failed run of each rule (cleared by a successful one): what a user
+    /// needs to see when a rule stays silent (a 403 on its index, a bad query).
+    last_errors: Mutex<HashMap<String, String>>,
     silences: Mutex<HashMap<String, BTreeMap<String, i64>>>,
     queue: Mutex<Vec<AlertRecord>>,
     wake_sender: Notify,
@@ -161,6 +168,7 @@ impl Engine {
             globals: Mutex::new(globals),
             rules: tokio::sync::Mutex::new(BTreeMap::new()),
             last_runs: Mutex::new(HashMap::new()),
+            last_errors: Mutex::new(HashMap::new()),
             silences: Mutex::new(HashMap::new()),
             queue: Mutex::new(Vec::new()),
             wake_sender: Notify::new(),
@@ -457,10 +465,14 @@ impl Engine {
                             runner = Runner::new(runner.rule.clone(), saved);
                         }
                         self.last_runs.lock().insert(runner.rule.id.clone(), now);
+                        self.last_errors.lock().remove(&runner.rule.id);
                     }
                     Err(e) => {
                         metrics.errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(rule = %runner.rule.id, error = %e, "rule run failed");
+                        self.last_errors
+                            .lock()
+                            .insert(runner.rule.id.clone(), e.to_string());
                     }
                 }
                 metrics
@@ -726,6 +738,7 @@ impl Engine {
             "error": e.error,
             "yaml": e.yaml,
             "last_run": last_run.map(crate::value::iso),
+            "last_error": self.last_errors.lock().get(id).cloned(),
             "stats": metrics.map(|m| json!({
                 "runs": m.runs.load(Ordering::Relaxed),
                 "errors": m.errors.load(Ordering::Relaxed),

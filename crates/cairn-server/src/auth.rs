@@ -48,6 +48,10 @@ pub const SESSION_COOKIE: &str = "cairn_sid";
 /// Header the UI sends with the session's CSRF token on state-changing requests.
 pub const CSRF_HEADER: &str = "x-cairn-csrf";
 pub const BUILTIN_ROLES: [&str; 4] = ["admin", "writer", "reader", "alerting"];
+/// The server's own identity for in-process work (the alert engine's state, rules
+/// from the rules directory). Only [`RunAs`] can carry it, and user names cannot start
+/// with `_`, so no stored user or network request can take it.
+pub const SYSTEM_USER: &str = "_system";
 
 /// Request extension set by in-process callers (the alert engine): the request runs
 /// with the privileges of this user, as if they had authenticated. Extensions cannot
@@ -429,7 +433,8 @@ fn descriptor_allows_cluster(d: &RoleDescriptor, p: &str) -> bool {
 pub struct Principal {
     pub username: String,
     pub roles: Vec<String>,
-    /// `native`, `api_key`, `session` or `anonymous` (auth off).
+    /// `native`, `api_key`, `session`, `internal` (the server itself) or `anonymous`
+    /// (auth off).
     pub realm: &'static str,
     pub api_key: Option<(String, String)>,
     /// Privileges in layers: an action is allowed when every layer allows it (an API
@@ -908,6 +913,13 @@ impl Auth {
     pub fn run_as(&self, username: &str) -> Option<Principal> {
         if !self.enabled() {
             return Some(Principal::anonymous());
+        }
+        if username == SYSTEM_USER {
+            return Some(Principal {
+                username: SYSTEM_USER.into(),
+                realm: "internal",
+                ..Principal::anonymous()
+            });
         }
         let st = self.state.read();
         principal_for_user(&st, username, "native")
