@@ -526,3 +526,46 @@ def test_alert_rules_run_with_their_owners_privileges(cairn_factory, tmp_path):
         assert "/hidden" not in paths()
     finally:
         hook.close()
+
+
+def test_email_alerts_over_starttls_verify_the_relay(cairn_factory, tmp_path, tls_dir):
+    """The SMTP path does TLS with the workspace's one provider and verifies the relay:
+    with the relay's CA (`smtp_ca_certs`) the mail arrives over STARTTLS; without it the
+    handshake is refused and nothing is sent in clear."""
+    import ssl as _ssl
+
+    from aiosmtpd.controller import Controller
+    from conftest import wait_for
+    from test_alerting import FAST, iso_now
+
+    got = []
+
+    class Box:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+            got.append((session.ssl is not None, envelope.content.decode(errors="replace")))
+            return "250 OK"
+
+    ctx = _ssl.create_default_context(_ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(tls_dir / "server.crt"), str(tls_dir / "server.key"))
+    ctl = Controller(Box(), hostname="127.0.0.1", port=free_port(), tls_context=ctx, require_starttls=True)
+    ctl.start()
+    try:
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        base = FAST + "index: logs-mail\ntype: any\nrealert: {minutes: 0}\nalert: [email]\nemail: [oncall@example.com]\n" \
+            f"from_addr: cairn@example.com\nsmtp_host: 127.0.0.1\nsmtp_port: {ctl.port}\n"
+        (rules / "trusted.yaml").write_text(base + f"name: trusted\nalert_subject: trusted relay\nsmtp_ca_certs: {tls_dir / 'ca.crt'}\n")
+        (rules / "untrusted.yaml").write_text(base + "name: untrusted\nalert_subject: untrusted relay\n")
+        srv = cairn_factory(extra_args=["--rules-dir", str(rules)])
+        assert srv.post("/logs-mail/_doc?refresh=true", json={"@timestamp": iso_now(), "message": "mail me"}).status_code == 201
+        wait_for(lambda: any("trusted relay" in m for _, m in got), 60, what="the mail through the trusted relay")
+        assert all(tls for tls, _ in got), "mail must go over STARTTLS"
+
+        def failed():
+            j = srv.get("/_cairn/alerting/rules/untrusted").json()
+            return (j.get("stats") or {}).get("alerts_failed", 0) > 0
+
+        wait_for(failed, 60, what="the untrusted relay's alert to fail")
+        assert not any("untrusted relay" in m for _, m in got)
+    finally:
+        ctl.stop()

@@ -563,8 +563,24 @@ async fn send_email(rule: &Rule, d: &AlertDraft) -> Result<()> {
     let port = opt_f64(m, "smtp_port")?
         .map(|p| p as u16)
         .unwrap_or(if ssl { 465 } else { 25 });
-    let tls_params =
-        || TlsParameters::new(host.clone()).map_err(|e| err(format!("TLS for {host}: {e}")));
+    // `smtp_ca_certs` (a Cairn extension) trusts a private CA besides the public
+    // roots, for relays with an internal certificate.
+    let ca_pem = match opt_str(m, "smtp_ca_certs")? {
+        Some(path) => Some(
+            std::fs::read(&path).map_err(|e| err(format!("smtp_ca_certs {path}: {e}")))?,
+        ),
+        None => None,
+    };
+    let tls_params = || -> Result<TlsParameters> {
+        let mut b = TlsParameters::builder(host.clone());
+        if let Some(pem) = &ca_pem {
+            let cert = lettre::transport::smtp::client::Certificate::from_pem(pem)
+                .map_err(|e| err(format!("smtp_ca_certs: {e}")))?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build_rustls()
+            .map_err(|e| err(format!("TLS for {host}: {e}")))
+    };
     // As ElastAlert: smtp_ssl is implicit TLS; otherwise STARTTLS when the server offers it.
     let tls = if ssl {
         Tls::Wrapper(tls_params()?)
