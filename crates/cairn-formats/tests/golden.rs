@@ -187,3 +187,137 @@ fn sample_containers() {
         ParseOptions::default(),
     );
 }
+
+/// Real samples without a golden before the review (see `expected/REVIEW.md`).
+#[test]
+fn sample_aws_more() {
+    let d = ParseOptions::default;
+    check(
+        Format::AwsNlb,
+        "aws/nlbaccesslog.log",
+        "sample_nlb.json",
+        d(),
+    );
+    check(
+        Format::AwsS3Access,
+        "aws/s3accesslog.log",
+        "sample_s3access.json",
+        d(),
+    );
+    check(
+        Format::AwsCloudfront,
+        "aws/cloudfront.log",
+        "sample_cloudfront.json",
+        d(),
+    );
+    check(
+        Format::AwsCloudtrail,
+        "aws/cloudtrail-log-file.json",
+        "sample_cloudtrail.json",
+        d(),
+    );
+    check(Format::AwsWaf, "aws/waflog.log", "sample_waf.json", d());
+}
+
+#[test]
+fn sample_web_more() {
+    let d = ParseOptions::default;
+    for (input, want) in [
+        (
+            "web/apache-access_test.log",
+            "sample_apache_access_test.json",
+        ),
+        (
+            "web/apache-access_ssl-request.log",
+            "sample_apache_access_ssl_request.json",
+        ),
+        (
+            "web/apache-access_test-vhost.log",
+            "sample_apache_access_test_vhost.json",
+        ),
+        (
+            "web/apache-access_darwin-2.4.23.log",
+            "sample_apache_access_darwin_2_4_23.json",
+        ),
+        (
+            "web/apache-access_ubuntu-2.2.22.log",
+            "sample_apache_access_ubuntu_2_2_22.json",
+        ),
+        (
+            "web/elastic-examples_apache_logs_5.log",
+            "sample_apache_combined_5.json",
+        ),
+        ("web/nasa-http-jul1995_6.log", "sample_nasa_common.json"),
+    ] {
+        check(Format::ApacheAccess, input, want, d());
+    }
+    for (input, want) in [
+        (
+            "web/nginx-access_access.log",
+            "sample_nginx_access_access.json",
+        ),
+        (
+            "web/nginx-access_test-with-host.log",
+            "sample_nginx_access_with_host.json",
+        ),
+        (
+            "web/nginx-ingress_controller_test.log",
+            "sample_nginx_ingress_controller.json",
+        ),
+    ] {
+        check(Format::NginxAccess, input, want, d());
+    }
+    check(
+        Format::NginxError,
+        "web/nginx-error_error.log",
+        "sample_nginx_error.json",
+        d(),
+    );
+    check(
+        Format::Iis,
+        "web/iis-access_test-iis-7.5.log",
+        "sample_iis_7_5.json",
+        d(),
+    );
+    check(
+        Format::Iis,
+        "web/iis-access_test.log",
+        "sample_iis_test.json",
+        d(),
+    );
+    check(
+        Format::Iis,
+        "web/iis-access_test-x-forward-for-extended.log",
+        "sample_iis_xff_extended.json",
+        d(),
+    );
+    check(
+        Format::Json,
+        "web/nginxplus_json_2.ndjson",
+        "sample_json_nginxplus.json",
+        d(),
+    );
+}
+
+#[test]
+fn sample_containers_more() {
+    let d = ParseOptions::default;
+    check(
+        Format::Cri,
+        "containers/cri.log",
+        "sample_cri_filebeat.json",
+        d(),
+    );
+    check(
+        Format::Cri,
+        "containers/pod_cri.log",
+        "sample_cri_pod.json",
+        d(),
+    );
+    check(
+        Format::Docker,
+        "containers/docker.log",
+        "sample_docker_build.json",
+        d(),
+    );
+}

@@ -61,7 +61,7 @@ fn tok_str<'a>(toks: &'a [Tok<'a>], i: usize) -> Option<std::borrow::Cow<'a, str
 
 /// Application Load Balancer access log line.
 pub(crate) fn parse_alb(line: &str, ev: &mut Fields) -> Result<(), String> {
-    let toks: Vec<Tok<'_>> = Tokens::new(line, false).collect();
+    let toks = Tokens::new(line, false).collect_all();
     if toks.len() < ALB_MIN_FIELDS {
         return Err(format!(
             "ALB line has {} fields, expected at least {ALB_MIN_FIELDS}",
@@ -139,8 +139,10 @@ pub(crate) fn parse_alb(line: &str, ev: &mut Fields) -> Result<(), String> {
     if let Some(c) = tok_str(&toks, 19) {
         set_str(ev, "aws.elb.chosen_cert.arn", &c);
     }
+    // AWS-LOGS.md §0 rule 2 / §1.2: `0` (default rule) and `-1` (evaluation error) are
+    // sentinels, not priorities (1-50000): the field is left out like `-`.
     let prio = toks[20].raw;
-    if prio != "-1" {
+    if prio != "-1" && prio != "0" {
         set_int(
             ev,
             "aws.elb.matched_rule_priority",
@@ -176,7 +178,14 @@ pub(crate) fn parse_alb(line: &str, ev: &mut Fields) -> Result<(), String> {
         set(ev, "aws.elb.target_port", list(&t));
     }
     if let Some(t) = tok_str(&toks, 26) {
-        set(ev, "aws.elb.target_status_code", list(&t));
+        // Status codes are numbers, as `http.response.status_code` is.
+        let codes: Vec<Value> = t
+            .split(' ')
+            .filter_map(|s| parse_i64(s).map(Value::from))
+            .collect();
+        if !codes.is_empty() {
+            set(ev, "aws.elb.target_status_code", Value::Array(codes));
+        }
     }
     let named = [
         (27, "aws.elb.classification"),
@@ -268,7 +277,7 @@ pub(crate) fn parse_nlb(line: &str, ev: &mut Fields) -> Result<(), String> {
 
 /// Classic Load Balancer access log line (HTTP/HTTPS or TCP/SSL listener).
 pub(crate) fn parse_clb(line: &str, ev: &mut Fields) -> Result<(), String> {
-    let toks: Vec<Tok<'_>> = Tokens::new(line, false).collect();
+    let toks = Tokens::new(line, false).collect_all();
     if toks.len() < CLB_MIN_FIELDS {
         return Err(format!(
             "Classic ELB line has {} fields, expected at least {CLB_MIN_FIELDS}",

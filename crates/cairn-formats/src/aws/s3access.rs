@@ -41,7 +41,7 @@ pub(crate) fn region_from_host(host: &str) -> Option<&str> {
 }
 
 pub(crate) fn parse_s3access(line: &str, ev: &mut Fields) -> Result<(), String> {
-    let toks: Vec<Tok<'_>> = Tokens::new(line, true).collect();
+    let toks = Tokens::new(line, true).collect_all();
     if toks.len() < MIN_FIELDS {
         return Err(format!(
             "S3 access line has {} fields, expected at least {MIN_FIELDS}",
