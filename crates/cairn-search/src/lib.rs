@@ -12,6 +12,7 @@
 
 pub mod aggs;
 pub mod compile;
+mod par;
 pub mod sort;
 
 use std::sync::Arc;
@@ -463,10 +464,50 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
     let mut counted_all = true;
     let mut max_score: Option<f32> = None;
     let deadline = req.timeout.map(|t| std::time::Instant::now() + t);
-    let limited = req.terminate_after.is_some() || deadline.is_some();
+    // `terminate_after` needs a pass that can stop mid-segment; a deadline alone is
+    // checked between partitions, so searches keep tantivy's fast paths (counts from
+    // doc frequencies, block-wise collection).
+    let limited = req.terminate_after.is_some();
     let mut terminated_early = false;
     let mut timed_out = false;
-    for p in &planned {
+    // Without a time sort there is no early termination to gain from visiting
+    // partitions in order: count and collect them all at once, merge below.
+    let parallel = time_sort.is_none() && !limited && planned.len() > 1;
+    let mut prefetched: Vec<Option<Result<(Option<u64>, Vec<Collected>), EsError>>> = if parallel
+    {
+        crate::par::map(&planned, |_, p| {
+            let count = match req.track_total_hits {
+                TrackTotalHits::Off => None,
+                _ => Some(
+                    p.target
+                        .searcher
+                        .search(p.query.as_ref(), &Count)
+                        .map_err(search_err)? as u64,
+                ),
+            };
+            let hits = if k == 0 {
+                Vec::new()
+            } else {
+                let collector = SortCollector {
+                    kinds: kinds.clone(),
+                    k,
+                    target: p.ord,
+                    after: after.clone(),
+                };
+                p.target
+                    .searcher
+                    .search(p.query.as_ref(), &collector)
+                    .map_err(search_err)?
+            };
+            Ok((count, hits))
+        })
+        .into_iter()
+        .map(Some)
+        .collect()
+    } else {
+        Vec::new()
+    };
+    for (pi, p) in planned.iter().enumerate() {
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             timed_out = true;
             counted_all = false;
@@ -493,7 +534,14 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
             target: p.ord,
             after: after.clone(),
         };
-        let hits = if limited {
+        let hits = if let Some(done) = prefetched.get_mut(pi).and_then(Option::take) {
+            let (count, hits) = done?;
+            match count {
+                Some(c) if need_count => total += c,
+                _ => counted_all = false,
+            }
+            hits
+        } else if limited {
             // One bounded pass that counts and collects together.
             let run = collect_bounded(
                 &p.target.searcher,

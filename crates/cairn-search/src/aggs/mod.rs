@@ -91,12 +91,6 @@ pub fn run(
 ) -> Result<(Value, bool), EsError> {
     let single = targets.len() <= 1;
     let mut acc: Vec<partial::Partial> = aggs.nodes.iter().map(partial::Partial::empty).collect();
-    // Partitions are collected concurrently on a small bounded set of threads (one per
-    // core, at most 4), then merged in partition order.
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4);
     let cut = std::sync::atomic::AtomicBool::new(false);
     let shard = |i: usize, t: &AggTarget<'_>| -> Result<Vec<partial::Partial>, EsError> {
         if ctx.expired() {
@@ -110,35 +104,8 @@ pub fn run(
         partial::finalize_shard(&aggs.nodes, &mut parts, single);
         Ok(parts)
     };
-    let results: Vec<Result<Vec<partial::Partial>, EsError>> = if threads <= 1 || targets.len() <= 1
-    {
-        targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| shard(i, t))
-            .collect()
-    } else {
-        let mut slots: Vec<Option<Result<Vec<partial::Partial>, EsError>>> =
-            (0..targets.len()).map(|_| None).collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let done = std::sync::Mutex::new(&mut slots);
-        std::thread::scope(|scope| {
-            for _ in 0..threads.min(targets.len()) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(t) = targets.get(i) else { break };
-                    let r = shard(i, t);
-                    if let Ok(mut d) = done.lock() {
-                        d[i] = Some(r);
-                    }
-                });
-            }
-        });
-        slots
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(EsError::internal("an aggregation worker stopped"))))
-            .collect()
-    };
+    // Partitions are collected concurrently, then merged in partition order.
+    let results = crate::par::map(targets, shard);
     for parts in results {
         for (a, b) in acc.iter_mut().zip(parts?) {
             a.merge(b);
