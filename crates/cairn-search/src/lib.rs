@@ -290,6 +290,9 @@ fn plan<'a>(
     Ok(out)
 }
 
+/// One partition's count (when counted) and best hits.
+type PartitionRun = (Option<u64>, Vec<Collected>);
+
 struct BoundedRun {
     hits: Vec<Collected>,
     count: u64,
@@ -473,8 +476,7 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
     // Without a time sort there is no early termination to gain from visiting
     // partitions in order: count and collect them all at once, merge below.
     let parallel = time_sort.is_none() && !limited && planned.len() > 1;
-    let mut prefetched: Vec<Option<Result<(Option<u64>, Vec<Collected>), EsError>>> = if parallel
-    {
+    let mut prefetched: Vec<Option<Result<PartitionRun, EsError>>> = if parallel {
         crate::par::map(&planned, |_, p| {
             let count = match req.track_total_hits {
                 TrackTotalHits::Off => None,
@@ -616,7 +618,12 @@ pub fn search_snapshot(snap: &Snapshot, req: &SearchRequest) -> Result<SearchRes
                 None
             },
             source,
-            sort_value: c.key.iter().zip(&kinds).map(|(k, kind)| k.to_json(kind)).collect(),
+            sort_value: c
+                .key
+                .iter()
+                .zip(&kinds)
+                .map(|(k, kind)| k.to_json(kind))
+                .collect(),
             tiebreak: c.tiebreak,
         });
     }
