@@ -2,6 +2,11 @@
 // drawn, measured in the browser, over N stored lines.
 //
 //   node tests/ui/bench.mjs [lines=1000000] [span-hours=24]
+//   BENCH_URL=http://127.0.0.1:9200 node tests/ui/bench.mjs
+//
+// With BENCH_URL the benchmark uses that running server and its `logs-bench` index as
+// they are (e.g. the 10 M lines of bench/run-search.sh, served with CAIRN_NOW at the
+// corpus end) instead of starting one and loading the sample.
 //
 // Lines are the Apache sample's, repeated with timestamps spread evenly over the span
 // ending at CAIRN_NOW, so "last 24 hours" covers them all (the worst case for the count
@@ -23,12 +28,18 @@ const SPAN_MS = Number(process.argv[3] || 24) * 3600_000;
 const NOW = '2015-05-20T21:10:00Z';
 const NOW_MS = Date.parse(NOW);
 
-const port = await new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
-const dir = mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'cairn-ui-bench-'));
-const proc = spawn(BIN, ['serve', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${port}`, '--max-past', '36500d'], {
-  env: { ...process.env, CAIRN_NOW: NOW, RUST_LOG: 'warn' }, stdio: ['ignore', 'inherit', 'inherit'],
-});
-const base = `http://127.0.0.1:${port}`;
+const external = process.env.BENCH_URL;
+let proc = null;
+let dir = null;
+let base = external;
+if (!external) {
+  const port = await new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); }); });
+  dir = mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'cairn-ui-bench-'));
+  proc = spawn(BIN, ['serve', '--data-dir', path.join(dir, 'data'), '--listen', `127.0.0.1:${port}`, '--max-past', '36500d'], {
+    env: { ...process.env, CAIRN_NOW: NOW, RUST_LOG: 'warn' }, stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  base = `http://127.0.0.1:${port}`;
+}
 for (let i = 0; ; i++) {
   try { if ((await fetch(`${base}/ui/`)).ok) break; } catch { /* starting */ }
   if (i > 200) throw new Error('server did not start');
@@ -39,7 +50,8 @@ try {
   const sample = readSamples('web-access/elastic-examples_apache_logs.log');
   const t0 = Date.now();
   const BATCH = 10000;
-  let next = 0;
+  // With BENCH_URL, the server's data is used as it is.
+  let next = external ? LINES : 0;
   const worker = async () => {
     while (next < LINES) {
       const start = next;
@@ -80,7 +92,9 @@ try {
   const med = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   console.log(`Discover over ${runs[0].total} (last 24 h of ${count} stored): first rows ${med(runs.map(r => r.rows)).toFixed(0)} ms, histogram ${med(runs.map(r => r.hist)).toFixed(0)} ms after navigation start (median of ${runs.length})`);
 } finally {
-  proc.kill('SIGTERM');
-  await new Promise(r => proc.once('exit', r));
-  rmSync(dir, { recursive: true, force: true });
+  if (proc) {
+    proc.kill('SIGTERM');
+    await new Promise(r => proc.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
