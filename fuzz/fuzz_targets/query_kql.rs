@@ -8,7 +8,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(query) = kql::parse(text, &kql::KqlOptions::default(), &Limits::default()) {
+    let limits = Limits::default();
+    if let Ok(query) = kql::parse(text, &kql::KqlOptions::default(), &limits) {
+        let _ = limits.check_clauses(&query);
         let doc = serde_json::json!({"message": "a b c", "n": 1, "t": "2024-01-01T00:00:00Z"});
         let _ = matches(&query, &doc, &EvalContext::new(0));
     }

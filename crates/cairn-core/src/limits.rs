@@ -84,8 +84,7 @@ impl DocLimits {
 
     /// The dotted path and length of the first string over the limit.
     fn find_long_string(&self, doc: &Map<String, Value>) -> Option<(String, usize)> {
-        let mut stack: Vec<(String, &Value)> =
-            doc.iter().map(|(k, v)| (k.clone(), v)).collect();
+        let mut stack: Vec<(String, &Value)> = doc.iter().map(|(k, v)| (k.clone(), v)).collect();
         while let Some((path, v)) = stack.pop() {
             match v {
                 Value::String(s) if s.len() > self.max_string_bytes => {

@@ -950,7 +950,10 @@ impl Mapping {
             Value::Number(n) if n.is_f64() => "double",
             Value::Number(_) => "long",
             Value::String(s) => {
-                if self.date_detection && s.len() >= 10 && time::parse_iso(s).is_some() {
+                if self.date_detection
+                    && s.len() >= 10
+                    && time::parse_iso(s).is_some_and(time::indexable_micros)
+                {
                     "date"
                 } else if self.numeric_detection && s.parse::<i64>().is_ok() {
                     "long"
@@ -1178,6 +1181,7 @@ fn coerce(v: &Value, fm: &FieldMapping) -> Result<Option<LeafValue>, ()> {
             _ => Err(()),
         },
         StorageClass::Date => time::parse_value(v, fm.format())
+            .filter(|t| time::indexable_micros(*t))
             .map(|t| Some(LeafValue::Date(t)))
             .ok_or(()),
         StorageClass::None | StorageClass::Object => Ok(None),
@@ -1349,6 +1353,26 @@ mod tests {
             .prepare(&doc(json!({"a":1,"b":2,"c":3,"d":4})), "1")
             .unwrap_err();
         assert!(e.reason.contains("Limit of total fields [3]"));
+    }
+
+    #[test]
+    fn dates_the_index_cannot_hold() {
+        // Past 2262 a date overflows the index's nanoseconds: a new field holding one
+        // is not detected as a date, and a date field refuses it.
+        let mut m = Mapping::default();
+        let p = m
+            .prepare(&doc(json!({"far": "9181-11-27T10:00:00Z"})), "1")
+            .expect("a string field");
+        assert!(p
+            .leaves
+            .iter()
+            .all(|l| !matches!(l.value, LeafValue::Date(_))));
+        let mut m = Mapping::default();
+        m.prepare(&doc(json!({"seen": "2026-11-27T10:00:00Z"})), "1")
+            .expect("a date field");
+        assert!(m
+            .prepare(&doc(json!({"seen": "9181-11-27T10:00:00Z"})), "2")
+            .is_err());
     }
 
     #[test]

@@ -16,6 +16,17 @@ pub const MICROS_PER_MILLI: i64 = 1_000;
 pub const MICROS_PER_SEC: i64 = 1_000_000;
 pub const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SEC;
 
+/// The index keeps dates as i64 nanoseconds (tantivy's `DateTime`), so only dates from
+/// about 1677-09-21 to 2262-04-11 can be indexed; a date value outside that range is a
+/// malformed date for a `date` field (found by fuzzing: it overflowed).
+pub const MIN_INDEXABLE_MICROS: i64 = i64::MIN / 1_000;
+pub const MAX_INDEXABLE_MICROS: i64 = i64::MAX / 1_000;
+
+/// Whether a timestamp in microseconds can be indexed as a date.
+pub fn indexable_micros(t: i64) -> bool {
+    (MIN_INDEXABLE_MICROS..=MAX_INDEXABLE_MICROS).contains(&t)
+}
+
 /// Current time in microseconds. `CAIRN_NOW` (RFC 3339 or epoch millis) overrides the
 /// clock, so tests over old sample data behave the same on any day.
 pub fn now_micros() -> i64 {

@@ -281,6 +281,9 @@ impl Compiler<'_> {
                                 (lo, hi)
                             };
                             let to_term = |ms: i64| -> Term {
+                                // Indexed dates fit i64 nanoseconds; a bound past them
+                                // is clamped (same matches, no overflow).
+                                let ms = ms.clamp(i64::MIN / 1_000_000, i64::MAX / 1_000_000);
                                 let dt = DateTime::from_timestamp_millis(ms);
                                 match &t {
                                     Target::Timestamp => Term::from_field_date(self.fields.ts, dt),

@@ -434,7 +434,10 @@ mod tests {
     #[test]
     fn too_many_items_fails_whole_request() {
         let body = b"{\"index\":{}}\n{}\n{\"delete\":{\"_id\":\"1\"}}\n{\"index\":{}}\n{}\n";
-        assert_eq!(parse_bulk(body, Some("d"), 3).map(|r| r.0.len()).ok(), Some(3));
+        assert_eq!(
+            parse_bulk(body, Some("d"), 3).map(|r| r.0.len()).ok(),
+            Some(3)
+        );
         let e = parse_bulk(body, Some("d"), 2).unwrap_err();
         assert_eq!(e.0.status, 400);
         assert_eq!(e.0.kind, "illegal_argument_exception");

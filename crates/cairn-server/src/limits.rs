@@ -199,11 +199,20 @@ impl Gates {
 
 /// Middleware: admits bounded requests through their gate, then runs them on their own
 /// task holding the slot until the handler finishes.
-pub async fn admission(State(gates): State<Arc<Gates>>, req: Request<Body>, next: Next) -> Response {
+pub async fn admission(
+    State(gates): State<Arc<Gates>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
     let Some(family) = Family::of(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
-    let what = format!("{} request [{} {}]", family.pool(), req.method(), req.uri().path());
+    let what = format!(
+        "{} request [{} {}]",
+        family.pool(),
+        req.method(),
+        req.uri().path()
+    );
     let permit = match gates.gate(family).admit(&what).await {
         Ok(p) => p,
         Err(e) => return ApiError(e).into_response(),
@@ -219,7 +228,10 @@ pub async fn admission(State(gates): State<Arc<Gates>>, req: Request<Body>, next
             Some(a) => crate::auth::Authz::scope(a, next.run(req)).await,
             None => next.run(req).await,
         };
-        gates2.gate(family).completed.fetch_add(1, Ordering::Relaxed);
+        gates2
+            .gate(family)
+            .completed
+            .fetch_add(1, Ordering::Relaxed);
         drop(permit);
         resp
     });
@@ -260,7 +272,10 @@ mod tests {
         assert_eq!(Family::of(&post, "/_msearch"), Some(Family::Search));
         assert_eq!(Family::of(&get, "/a,b/_count"), Some(Family::Search));
         assert_eq!(Family::of(&post, "/_search/scroll"), Some(Family::Search));
-        assert_eq!(Family::of(&post, "/_search/scroll/abc"), Some(Family::Search));
+        assert_eq!(
+            Family::of(&post, "/_search/scroll/abc"),
+            Some(Family::Search)
+        );
         assert_eq!(Family::of(&Method::DELETE, "/_search/scroll"), None);
         assert_eq!(Family::of(&get, "/"), None);
         assert_eq!(Family::of(&put(), "/_search"), Some(Family::Search));
