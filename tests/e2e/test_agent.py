@@ -684,3 +684,104 @@ def test_stdin_to_file_sink(tmp_path):
     assert [d["msg"] for d in docs] == ["broken", "careful"]
     assert all(d["service"] == {"name": "api"} and "level" not in d for d in docs)
     assert [d["log"]["level"] for d in docs] == ["error", "warn"]
+
+
+# -- deployment files ---------------------------------------------------------------------
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def test_kubernetes_manifests_validate_against_the_schemas():
+    kv = pytest.importorskip("kubernetes_validate")
+    import yaml
+
+    checked = 0
+    for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue  # a kustomize file, not an API object
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc is None:
+                continue
+            # strict: unknown fields are errors too (offline schemas shipped with the package).
+            kv.validate(doc, kv.latest_version(), strict=True)
+            checked += 1
+    assert checked >= 9
+    kinds = {d["kind"] for p in (DEPLOY / "kubernetes").glob("*.yaml") for d in yaml.safe_load_all(p.read_text()) if d}
+    assert {"DaemonSet", "StatefulSet", "Service", "ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds
+
+
+def test_shipped_agent_configs_pass_check_config(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    configs = [(DEPLOY / "systemd" / "agent.yaml").read_text()]
+    for doc in yaml.safe_load_all((DEPLOY / "kubernetes" / "agent.yaml").read_text()):
+        if doc and doc["kind"] == "ConfigMap":
+            configs.append(doc["data"]["agent.yaml"])
+    assert len(configs) == 2
+    for i, text in enumerate(configs):
+        p = tmp_path / f"c{i}.yaml"
+        p.write_text(text)
+        r = subprocess.run([str(CAIRN_BIN), "agent", "--config", str(p), "--check-config"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+
+
+class CapturingEs(BaseHTTPRequestHandler):
+    """Accepts every _bulk item and keeps the raw request for inspection."""
+
+    captured: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        CapturingEs.captured.append((self.command, self.path, dict(self.headers.items()), body))
+        raw = gzip.decompress(body) if self.headers.get("Content-Encoding") == "gzip" else body
+        n = len(raw.decode().splitlines()) // 2
+        out = json.dumps({"took": 1, "errors": False, "items": [{"create": {"status": 201}}] * n}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+
+def test_aws_sigv4_signature_matches_botocore(agents, tmp_path):
+    """The agent's SigV4 signature (Amazon OpenSearch Service) equals the one botocore
+    computes for the same request, headers and time (the Rust unit tests check AWS's
+    published test-suite vectors)."""
+    botocore_auth = pytest.importorskip("botocore.auth")
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CapturingEs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        append(logs / "a.log", ["signed line 1", "signed line 2"])
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        cfg = {
+            "data_dir": str(tmp_path / "agent-data"),
+            "sources": {"app": file_source(f"{logs}/*.log")},
+            "sinks": {"store": es_sink(endpoint, "logs-aws", aws={
+                "region": "eu-west-1", "service": "es", "access_key_id": "AKIDEXAMPLE",
+                "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "session_token": "tok"})},
+        }
+        agent = Agent(cfg, tmp_path, "sigv4")
+        agents.append(agent)
+        agent.start()
+        wait_for(lambda: agent.assert_alive() or CapturingEs.captured, 30, what="a signed request")
+        method, path, headers, body = CapturingEs.captured[0]
+        h = {k.lower(): v for k, v in headers.items()}
+        req = AWSRequest(method=method, url=endpoint + path, data=body, headers={
+            "host": h["host"], "x-amz-date": h["x-amz-date"], "x-amz-content-sha256": h["x-amz-content-sha256"],
+            "x-amz-security-token": h["x-amz-security-token"]})
+        signer = botocore_auth.SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "tok"), "es", "eu-west-1")
+        req.context["timestamp"] = h["x-amz-date"]  # sign at the agent's time
+        canonical = signer.canonical_request(req)
+        sts = signer.string_to_sign(req, canonical)
+        expected_sig = signer.signature(sts, req)
+        assert h["authorization"].endswith("Signature=" + expected_sig), (h["authorization"], canonical)
+        assert "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token" in h["authorization"]
+    finally:
+        server.shutdown()

@@ -51,13 +51,29 @@ pub enum Appended {
 #[derive(Debug)]
 struct Inner {
     write_seg: u64,
-    write_file: File,
-    /// Segment sizes, write segment included.
+    /// Segment sizes, write segment included; a size only grows after the bytes are
+    /// synced, so readers never see a half-written record.
     sizes: BTreeMap<u64, u64>,
     ack: Pos,
     read: Pos,
     reader: Option<(u64, File)>,
+    /// Read-ahead: bytes of segment `ra_seg` starting at `ra_off` (one read syscall
+    /// serves many records).
+    ra_seg: u64,
+    ra_off: u64,
+    ra: Vec<u8>,
 }
+
+/// The append side, locked separately so an fsync does not stall the reader.
+#[derive(Debug)]
+struct Writer {
+    seg: u64,
+    file: File,
+    len: u64,
+}
+
+/// Bytes fetched per read-ahead.
+const READ_AHEAD: u64 = 1 << 20;
 
 /// See the module doc.
 #[derive(Debug)]
@@ -66,6 +82,7 @@ pub struct DiskBuffer {
     max_size: u64,
     when_full: WhenFull,
     inner: Mutex<Inner>,
+    writer: Mutex<Writer>,
     changed: Condvar,
 }
 
@@ -100,13 +117,18 @@ fn valid_prefix(path: &Path) -> Result<u64, std::io::Error> {
 
 impl DiskBuffer {
     pub fn open(dir: &Path, max_size: u64, when_full: WhenFull) -> Result<DiskBuffer, AgentError> {
-        fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
         let mut sizes = BTreeMap::new();
-        let entries = fs::read_dir(dir).map_err(|e| AgentError::io(format!("listing {}", dir.display()), e))?;
+        let entries = fs::read_dir(dir)
+            .map_err(|e| AgentError::io(format!("listing {}", dir.display()), e))?;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if let Some(num) = name.strip_suffix(".seg").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(num) = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
                 sizes.insert(num, len);
             }
@@ -131,12 +153,18 @@ impl DiskBuffer {
             let _ = fs::remove_file(seg_path(dir, s));
             sizes.remove(&s);
         }
-        let write_seg = sizes.keys().next_back().copied().unwrap_or(ack.seg).max(ack.seg);
+        let write_seg = sizes
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(ack.seg)
+            .max(ack.seg);
         let wpath = seg_path(dir, write_seg);
         // Only the last segment can have a torn tail: earlier ones were synced before
         // the writer moved on.
         let valid = if wpath.exists() {
-            valid_prefix(&wpath).map_err(|e| AgentError::io(format!("reading {}", wpath.display()), e))?
+            valid_prefix(&wpath)
+                .map_err(|e| AgentError::io(format!("reading {}", wpath.display()), e))?
         } else {
             0
         };
@@ -153,7 +181,10 @@ impl DiskBuffer {
         }
         sizes.insert(write_seg, valid);
         let ack = if ack.seg == write_seg && ack.off > valid {
-            Pos { seg: write_seg, off: valid }
+            Pos {
+                seg: write_seg,
+                off: valid,
+            }
         } else {
             ack
         };
@@ -163,11 +194,18 @@ impl DiskBuffer {
             when_full,
             inner: Mutex::new(Inner {
                 write_seg,
-                write_file,
                 sizes,
                 ack,
                 read: ack,
                 reader: None,
+                ra_seg: 0,
+                ra_off: 0,
+                ra: Vec::new(),
+            }),
+            writer: Mutex::new(Writer {
+                seg: write_seg,
+                file: write_file,
+                len: valid,
             }),
             changed: Condvar::new(),
         })
@@ -204,11 +242,18 @@ impl DiskBuffer {
             let len = u32::try_from(r.len())
                 .ok()
                 .filter(|l| *l <= MAX_RECORD)
-                .ok_or_else(|| err(&self.dir, format!("record of {} bytes is too large", r.len())))?;
+                .ok_or_else(|| {
+                    err(
+                        &self.dir,
+                        format!("record of {} bytes is too large", r.len()),
+                    )
+                })?;
             frame.extend_from_slice(&len.to_le_bytes());
             frame.extend_from_slice(&crc32fast::hash(r).to_le_bytes());
             frame.extend_from_slice(r);
         }
+        // One appender at a time; the reader only takes `inner`, briefly.
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut inner = self.lock();
         loop {
             let used = Self::used(&inner);
@@ -228,43 +273,47 @@ impl DiskBuffer {
                 }
             }
         }
-        let cur = inner.sizes.get(&inner.write_seg).copied().unwrap_or(0);
-        if cur >= SEGMENT_BYTES {
-            let next = inner.write_seg + 1;
+        if w.len >= SEGMENT_BYTES {
+            let next = w.seg + 1;
             let p = seg_path(&self.dir, next);
-            inner.write_file = OpenOptions::new()
+            w.file = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&p)
                 .map_err(|e| AgentError::io(format!("opening {}", p.display()), e))?;
+            w.seg = next;
+            w.len = 0;
             inner.write_seg = next;
             inner.sizes.insert(next, 0);
         }
-        let seg = inner.write_seg;
-        let res = inner
-            .write_file
-            .write_all(&frame)
-            .and_then(|_| inner.write_file.sync_data());
+        drop(inner);
+        let res = w.file.write_all(&frame).and_then(|_| w.file.sync_data());
         if let Err(e) = res {
             // Cut what may have been partially written so the next append starts on
             // a frame boundary.
-            let _ = inner.write_file.set_len(cur);
-            return Err(AgentError::io(format!("appending to {}", seg_path(&self.dir, seg).display()), e));
+            let len = w.len;
+            let _ = w.file.set_len(len);
+            return Err(AgentError::io(
+                format!("appending to {}", seg_path(&self.dir, w.seg).display()),
+                e,
+            ));
         }
-        if let Some(s) = inner.sizes.get_mut(&seg) {
-            *s += frame.len() as u64;
-        }
+        w.len += frame.len() as u64;
+        let mut inner = self.lock();
+        inner.sizes.insert(w.seg, w.len);
         drop(inner);
+        drop(w);
         self.changed.notify_all();
         Ok(Appended::Written)
     }
 
-    /// Reads up to `max_bytes` of records after the last read position, waiting up to
+    /// Reads up to `max_bytes` / `max_records` of records after the last read position, waiting up to
     /// `linger` for more once at least one record is available (batching by time) and
     /// up to `idle` for the first one. `None`: nothing arrived.
     pub fn read_batch(
         &self,
         max_bytes: usize,
+        max_records: usize,
         linger: Duration,
         idle: Duration,
     ) -> Result<Option<Batch>, AgentError> {
@@ -274,7 +323,7 @@ impl DiskBuffer {
         let mut bytes = 0usize;
         let mut inner = self.lock();
         loop {
-            while bytes < max_bytes {
+            while bytes < max_bytes && records.len() < max_records.max(1) {
                 match self.read_one(&mut inner)? {
                     Some(r) => {
                         bytes += r.len();
@@ -286,7 +335,11 @@ impl DiskBuffer {
             }
             let now = Instant::now();
             let deadline = match first_at {
-                Some(t) if bytes >= max_bytes || now >= t + linger => {
+                Some(t)
+                    if bytes >= max_bytes
+                        || records.len() >= max_records.max(1)
+                        || now >= t + linger =>
+                {
                     return Ok(Some(Batch {
                         records,
                         end: inner.read,
@@ -310,47 +363,91 @@ impl DiskBuffer {
             let size = inner.sizes.get(&seg).copied().unwrap_or(0);
             if inner.read.off >= size {
                 if seg < inner.write_seg {
-                    inner.read = Pos { seg: seg + 1, off: 0 };
+                    inner.read = Pos {
+                        seg: seg + 1,
+                        off: 0,
+                    };
                     inner.reader = None;
                     continue;
                 }
                 return Ok(None);
             }
-            if inner.reader.as_ref().map(|(s, _)| *s) != Some(seg) {
-                let p = seg_path(&self.dir, seg);
-                let f = File::open(&p).map_err(|e| AgentError::io(format!("opening {}", p.display()), e))?;
-                inner.reader = Some((seg, f));
-            }
             let off = inner.read.off;
-            let Some((_, f)) = inner.reader.as_mut() else {
-                return Ok(None);
-            };
-            let mut header = [0u8; HEADER as usize];
-            let got = f
-                .seek(SeekFrom::Start(off))
-                .and_then(|_| f.read_exact(&mut header));
-            let ok = match got {
-                Ok(()) => {
-                    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-                    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-                    if len <= MAX_RECORD && off + HEADER + len as u64 <= size {
-                        let mut payload = vec![0u8; len as usize];
-                        if f.read_exact(&mut payload).is_ok() && crc32fast::hash(&payload) == crc {
+            let header = self.ra_slice(inner, seg, off, HEADER, size)?.map(|h| {
+                (
+                    u32::from_le_bytes([h[0], h[1], h[2], h[3]]),
+                    u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+                )
+            });
+            if let Some((len, crc)) = header {
+                if len <= MAX_RECORD && off + HEADER + len as u64 <= size {
+                    if let Some(payload) =
+                        self.ra_slice(inner, seg, off + HEADER, len as u64, size)?
+                    {
+                        if crc32fast::hash(payload) == crc {
+                            let payload = payload.to_vec();
                             inner.read.off = off + HEADER + len as u64;
                             return Ok(Some(payload));
                         }
                     }
-                    false
                 }
-                Err(_) => false,
-            };
-            if !ok {
-                // Corruption inside a synced segment (disk error): skip the rest of the
-                // segment rather than stall delivery forever.
-                tracing::error!(segment = seg, offset = off, "disk buffer: corrupt record, skipping rest of segment");
-                inner.read.off = size;
             }
+            // Corruption inside a synced segment (disk error): skip the rest of the
+            // segment rather than stall delivery forever.
+            tracing::error!(
+                segment = seg,
+                offset = off,
+                "disk buffer: corrupt record, skipping rest of segment"
+            );
+            inner.read.off = size;
         }
+    }
+
+    /// `len` bytes at `off` of segment `seg` (bounded by `size`), from the read-ahead,
+    /// refilling it when needed. `None`: the file is shorter than expected.
+    fn ra_slice<'a>(
+        &self,
+        inner: &'a mut Inner,
+        seg: u64,
+        off: u64,
+        len: u64,
+        size: u64,
+    ) -> Result<Option<&'a [u8]>, AgentError> {
+        let have = inner.ra_seg == seg
+            && off >= inner.ra_off
+            && off + len <= inner.ra_off + inner.ra.len() as u64;
+        if !have {
+            if inner.reader.as_ref().map(|(s, _)| *s) != Some(seg) {
+                let p = seg_path(&self.dir, seg);
+                let f = File::open(&p)
+                    .map_err(|e| AgentError::io(format!("opening {}", p.display()), e))?;
+                inner.reader = Some((seg, f));
+            }
+            let want = len.max(READ_AHEAD).min(size.saturating_sub(off));
+            let mut buf = std::mem::take(&mut inner.ra);
+            buf.clear();
+            buf.resize(want as usize, 0);
+            let mut got = 0usize;
+            if let Some((_, f)) = inner.reader.as_mut() {
+                f.seek(SeekFrom::Start(off))
+                    .map_err(|e| AgentError::io("seeking in the disk buffer", e))?;
+                while got < buf.len() {
+                    match f.read(&mut buf[got..]) {
+                        Ok(0) => break,
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(AgentError::io("reading the disk buffer", e)),
+                    }
+                }
+            }
+            buf.truncate(got);
+            inner.ra = buf;
+            inner.ra_seg = seg;
+            inner.ra_off = off;
+        }
+        let start = (off - inner.ra_off) as usize;
+        let end = start + len as usize;
+        Ok(inner.ra.get(start..end))
     }
 
     /// Everything up to `pos` was delivered: persist it and delete finished segments.
@@ -359,7 +456,10 @@ impl DiskBuffer {
         if pos <= inner.ack {
             return Ok(());
         }
-        write_atomic(&self.dir.join("ack"), format!("{} {}\n", pos.seg, pos.off).as_bytes())?;
+        write_atomic(
+            &self.dir.join("ack"),
+            format!("{} {}\n", pos.seg, pos.off).as_bytes(),
+        )?;
         inner.ack = pos;
         let done: Vec<u64> = inner.sizes.range(..pos.seg).map(|(k, _)| *k).collect();
         for s in done {
@@ -377,6 +477,7 @@ impl DiskBuffer {
         let mut inner = self.lock();
         inner.read = inner.ack;
         inner.reader = None;
+        inner.ra.clear();
     }
 }
 
@@ -394,9 +495,10 @@ mod tests {
     fn append_read_ack_reopen() {
         let d = tmp("basic");
         let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("open");
-        b.append(&[b"one".to_vec(), b"two".to_vec()]).expect("append");
+        b.append(&[b"one".to_vec(), b"two".to_vec()])
+            .expect("append");
         let batch = b
-            .read_batch(1 << 20, Duration::ZERO, Duration::ZERO)
+            .read_batch(1 << 20, 1000, Duration::ZERO, Duration::ZERO)
             .expect("read")
             .expect("some");
         assert_eq!(batch.records, vec![b"one".to_vec(), b"two".to_vec()]);
@@ -404,12 +506,22 @@ mod tests {
         drop(b);
         // Not acknowledged: everything is replayed.
         let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("reopen");
-        let batch = b.read_batch(1 << 20, Duration::ZERO, Duration::ZERO).expect("read").expect("some");
+        let batch = b
+            .read_batch(1 << 20, 1000, Duration::ZERO, Duration::ZERO)
+            .expect("read")
+            .expect("some");
         assert_eq!(batch.records.len(), 3);
-        b.ack(Pos { seg: batch.end.seg, off: 22 }).expect("ack two");
+        b.ack(Pos {
+            seg: batch.end.seg,
+            off: 22,
+        })
+        .expect("ack two");
         drop(b);
         let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("reopen");
-        let batch = b.read_batch(1 << 20, Duration::ZERO, Duration::ZERO).expect("read").expect("some");
+        let batch = b
+            .read_batch(1 << 20, 1000, Duration::ZERO, Duration::ZERO)
+            .expect("read")
+            .expect("some");
         assert_eq!(batch.records, vec![b"three".to_vec()]);
         let _ = fs::remove_dir_all(&d);
     }
@@ -426,7 +538,10 @@ mod tests {
         drop(f);
         let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("reopen");
         b.append(&[b"next".to_vec()]).expect("append");
-        let batch = b.read_batch(1 << 20, Duration::ZERO, Duration::ZERO).expect("read").expect("some");
+        let batch = b
+            .read_batch(1 << 20, 1000, Duration::ZERO, Duration::ZERO)
+            .expect("read")
+            .expect("some");
         assert_eq!(batch.records, vec![b"whole".to_vec(), b"next".to_vec()]);
         let _ = fs::remove_dir_all(&d);
     }
@@ -437,7 +552,10 @@ mod tests {
         let b = DiskBuffer::open(&d, 20, WhenFull::DropNewest).expect("open");
         assert_eq!(b.append(&[vec![b'x'; 16]]).expect("a"), Appended::Written);
         assert_eq!(b.append(&[vec![b'y'; 16]]).expect("b"), Appended::Dropped);
-        let batch = b.read_batch(1 << 20, Duration::ZERO, Duration::ZERO).expect("read").expect("some");
+        let batch = b
+            .read_batch(1 << 20, 1000, Duration::ZERO, Duration::ZERO)
+            .expect("read")
+            .expect("some");
         b.ack(batch.end).expect("ack");
         assert_eq!(b.size(), 0);
         assert_eq!(b.append(&[vec![b'y'; 16]]).expect("c"), Appended::Written);

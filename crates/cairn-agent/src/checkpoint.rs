@@ -41,6 +41,11 @@ pub struct SourceState {
     /// Fingerprints (`hash/len`) of files fully read and released.
     #[serde(default)]
     pub retired: Vec<String>,
+    /// The read time (epoch ms) given as `@timestamp` to lines without one of their
+    /// own. Persisted before lines carrying it are buffered, so a replay after a crash
+    /// stamps the same lines with the same time.
+    #[serde(default)]
+    pub read_time_ms: u64,
 }
 
 impl SourceState {
@@ -79,7 +84,8 @@ pub struct CheckpointStore {
 
 impl CheckpointStore {
     pub fn open(dir: &Path, source: &str) -> Result<CheckpointStore, AgentError> {
-        fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
         let path = dir.join(format!("{source}.json"));
         let (existed, state) = match fs::read(&path) {
             Ok(bytes) => {
@@ -114,10 +120,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
     let tmp = path.with_extension("tmp");
     let ctx = |what: &str| format!("{what} {}", tmp.display());
     let mut f = fs::File::create(&tmp).map_err(|e| AgentError::io(ctx("creating"), e))?;
-    f.write_all(bytes).map_err(|e| AgentError::io(ctx("writing"), e))?;
-    f.sync_all().map_err(|e| AgentError::io(ctx("syncing"), e))?;
+    f.write_all(bytes)
+        .map_err(|e| AgentError::io(ctx("writing"), e))?;
+    f.sync_all()
+        .map_err(|e| AgentError::io(ctx("syncing"), e))?;
     drop(f);
-    fs::rename(&tmp, path).map_err(|e| AgentError::io(format!("renaming to {}", path.display()), e))?;
+    fs::rename(&tmp, path)
+        .map_err(|e| AgentError::io(format!("renaming to {}", path.display()), e))?;
     if let Some(dir) = path.parent() {
         // The rename is only durable once the directory entry is.
         if let Ok(d) = fs::File::open(dir) {

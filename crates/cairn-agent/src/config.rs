@@ -227,6 +227,9 @@ impl Default for BufferConfig {
 pub struct BatchConfig {
     #[serde(default = "default_batch_bytes")]
     pub max_bytes: usize,
+    /// Events per request at most (servers cap `_bulk` actions per request).
+    #[serde(default = "default_batch_events")]
+    pub max_events: usize,
     #[serde(default = "default_batch_timeout", deserialize_with = "de_duration")]
     pub timeout: Duration,
 }
@@ -235,6 +238,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_bytes: default_batch_bytes(),
+            max_events: default_batch_events(),
             timeout: default_batch_timeout(),
         }
     }
@@ -258,6 +262,28 @@ pub struct AuthConfig {
     /// Sent as `Authorization: ApiKey <api_key>` (the base64 `id:key` form).
     #[serde(default)]
     pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsAuthConfig {
+    pub region: String,
+    /// `es` (OpenSearch Service domains) or `aoss` (Serverless).
+    #[serde(default = "default_aws_service")]
+    pub service: String,
+    /// Default: `$AWS_ACCESS_KEY_ID`.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// Default: `$AWS_SECRET_ACCESS_KEY`.
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Default: `$AWS_SESSION_TOKEN` when set.
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+fn default_aws_service() -> String {
+    "es".into()
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -292,6 +318,12 @@ pub struct EsSinkConfig {
     pub retry_initial_backoff: Duration,
     #[serde(default = "default_retry_max", deserialize_with = "de_duration")]
     pub retry_max_backoff: Duration,
+    /// AWS SigV4 request signing (Amazon OpenSearch Service).
+    #[serde(default)]
+    pub aws: Option<AwsAuthConfig>,
+    /// Bulk requests in flight at once (acknowledged in order).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
     /// Absent: retry 429/5xx forever (the data is on disk; giving up loses it).
     #[serde(default)]
     pub max_retries: Option<u32>,
@@ -347,7 +379,13 @@ fn default_buffer_max() -> u64 {
     256 << 20
 }
 fn default_batch_bytes() -> usize {
-    4 << 20
+    2 << 20
+}
+fn default_concurrency() -> usize {
+    2
+}
+fn default_batch_events() -> usize {
+    5_000
 }
 fn default_batch_timeout() -> Duration {
     Duration::from_millis(500)
@@ -427,10 +465,16 @@ impl Config {
     fn validate(&self) -> Result<(), AgentError> {
         let invalid = |key: String, msg: String| AgentError::Config(format!("{key}: {msg}"));
         if self.sources.is_empty() {
-            return Err(invalid("sources".into(), "at least one source is required".into()));
+            return Err(invalid(
+                "sources".into(),
+                "at least one source is required".into(),
+            ));
         }
         if self.sinks.is_empty() {
-            return Err(invalid("sinks".into(), "at least one sink is required".into()));
+            return Err(invalid(
+                "sinks".into(),
+                "at least one sink is required".into(),
+            ));
         }
         for name in self.transforms.keys() {
             if self.sources.contains_key(name) {
@@ -443,13 +487,19 @@ impl Config {
         let known = |n: &str| self.sources.contains_key(n) || self.transforms.contains_key(n);
         for (name, t) in &self.transforms {
             check_inputs(&format!("transforms.{name}"), t.inputs(), &known)?;
-            crate::transform::Transform::build(name, t).map_err(|e| {
-                invalid(format!("transforms.{name}"), e.to_string())
-            })?;
+            crate::transform::Transform::build(name, t)
+                .map_err(|e| invalid(format!("transforms.{name}"), e.to_string()))?;
         }
         for (name, s) in &self.sinks {
             check_inputs(&format!("sinks.{name}"), s.inputs(), &known)?;
             if let SinkConfig::Elasticsearch(es) = s {
+                if es.aws.is_some() && es.auth.is_some() {
+                    return Err(invalid(
+                        format!("sinks.{name}"),
+                        "`aws` (SigV4) and `auth` both set the Authorization header: use one"
+                            .into(),
+                    ));
+                }
                 if es.endpoints.is_empty() {
                     return Err(invalid(
                         format!("sinks.{name}.endpoints"),
@@ -514,9 +564,15 @@ impl Config {
     }
 }
 
-fn check_inputs(key: &str, inputs: &[String], known: &dyn Fn(&str) -> bool) -> Result<(), AgentError> {
+fn check_inputs(
+    key: &str,
+    inputs: &[String],
+    known: &dyn Fn(&str) -> bool,
+) -> Result<(), AgentError> {
     if inputs.is_empty() {
-        return Err(AgentError::Config(format!("{key}.inputs: at least one input is required")));
+        return Err(AgentError::Config(format!(
+            "{key}.inputs: at least one input is required"
+        )));
     }
     for (i, n) in inputs.iter().enumerate() {
         if !known(n) {

@@ -16,7 +16,9 @@
 //! stays open and is read to its end; it is released once it has been at EOF for a
 //! rescan interval while orphaned. A renamed file still matching the include globs
 //! (`app.log.1`) keeps its identity and is not read again. A copy of a file already
-//! read (copy rotation) is recognised by its fingerprint and skipped.
+//! read (copy rotation) is recognised by its fingerprint and skipped, provided the file
+//! had at least `fingerprint_bytes` bytes (a shorter copy is indistinguishable from a
+//! new file with the same first line, and is read).
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -103,6 +105,8 @@ pub struct FileTailer {
     files: HashMap<String, Tracked>,
     first_scan: bool,
     last_scan: Option<Instant>,
+    /// No batch of lines yet since start: the first one may be a replay.
+    fresh: bool,
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
@@ -166,6 +170,7 @@ impl FileTailer {
             files: HashMap::new(),
             first_scan: true,
             last_scan: None,
+            fresh: true,
         }
     }
 
@@ -223,7 +228,8 @@ impl FileTailer {
                 }
             };
             let want = self.cfg.fingerprint_bytes as u64;
-            let (fp, fp_len) = fingerprint(&file, want).map_err(|e| Self::io(&path, "reading", e))?;
+            let (fp, fp_len) =
+                fingerprint(&file, want).map_err(|e| Self::io(&path, "reading", e))?;
             let fp_tag = format!("{fp}/{fp_len}");
             // A full-length fingerprint identical to a file already read is a copy of
             // it (copy rotation); shorter ones are too weak to decide.
@@ -250,7 +256,10 @@ impl FileTailer {
                         tracing::info!(source = %self.source, path = %path.display(), "file content changed under a known inode (reuse or truncation): new generation");
                     }
                     let g = self.ckpt.state.allocate_generation();
-                    let start = if self.first_scan && !self.ckpt.existed && self.cfg.read_from == ReadFrom::End {
+                    let start = if self.first_scan
+                        && !self.ckpt.existed
+                        && self.cfg.read_from == ReadFrom::End
+                    {
                         size
                     } else {
                         0
@@ -323,6 +332,7 @@ impl FileTailer {
         let mut release: Vec<String> = Vec::new();
         let mut regenerated = false;
         let keys: Vec<String> = self.files.keys().cloned().collect();
+        let share = (budget / keys.len().max(1)).max(READ_CHUNK);
         let want_fp = self.cfg.fingerprint_bytes as u64;
         let max_line = self.cfg.max_line_bytes;
         let rescan = self.cfg.rescan_interval;
@@ -330,7 +340,9 @@ impl FileTailer {
             if total >= budget {
                 break;
             }
-            let Some(t) = self.files.get_mut(&key) else { continue };
+            let Some(t) = self.files.get_mut(&key) else {
+                continue;
+            };
             let size = match t.file.metadata() {
                 Ok(m) => m.len(),
                 Err(e) => {
@@ -342,7 +354,8 @@ impl FileTailer {
             // longer matches what we saw.
             let mut rewritten = size < t.read_off;
             if !rewritten && size > t.read_off && t.fp_len > 0 {
-                let (now_fp, _) = fingerprint(&t.file, t.fp_len).map_err(|e| Self::io(&t.path, "reading", e))?;
+                let (now_fp, _) =
+                    fingerprint(&t.file, t.fp_len).map_err(|e| Self::io(&t.path, "reading", e))?;
                 rewritten = now_fp != t.fp;
             }
             if rewritten {
@@ -372,16 +385,28 @@ impl FileTailer {
                 regenerated = true;
             }
             if t.fp_len < want_fp && size > t.fp_len {
-                let (fp, len) = fingerprint(&t.file, want_fp).map_err(|e| Self::io(&t.path, "reading", e))?;
+                let (fp, len) =
+                    fingerprint(&t.file, want_fp).map_err(|e| Self::io(&t.path, "reading", e))?;
                 t.fp = fp;
                 t.fp_len = len;
             }
             if size > t.read_off {
-                let want = (size - t.read_off).min(READ_CHUNK as u64).min((budget - total) as u64);
-                let buf = read_range(&t.file, t.read_off, want).map_err(|e| Self::io(&t.path, "reading", e))?;
-                let n = buf.len();
-                split_lines(t, &buf, max_line, lines);
-                total += n;
+                // Each file gets a fair share of the cycle, read in chunks.
+                let mut from_this = 0usize;
+                while t.read_off < size && from_this < share && total < budget {
+                    let want = (size - t.read_off)
+                        .min(READ_CHUNK as u64)
+                        .min((budget - total) as u64);
+                    let buf = read_range(&t.file, t.read_off, want)
+                        .map_err(|e| Self::io(&t.path, "reading", e))?;
+                    let n = buf.len();
+                    if n == 0 {
+                        break;
+                    }
+                    split_lines(t, &buf, max_line, lines);
+                    total += n;
+                    from_this += n;
+                }
                 continue;
             }
             // At EOF.
@@ -429,7 +454,8 @@ impl FileTailer {
             }
             if let Some(c) = self.ckpt.state.files.get_mut(&t.key) {
                 if c.offset != off || c.fingerprint != t.fp || c.generation != t.generation {
-                    let (mk, mk_len) = marker(&t.file, off).map_err(|e| Self::io(&t.path, "reading", e))?;
+                    let (mk, mk_len) =
+                        marker(&t.file, off).map_err(|e| Self::io(&t.path, "reading", e))?;
                     c.offset = off;
                     c.fingerprint = t.fp.clone();
                     c.fp_len = t.fp_len;
@@ -447,13 +473,34 @@ impl FileTailer {
         Ok(())
     }
 
+    /// The read time for the batch of lines just polled (see
+    /// [`SourceState::read_time_ms`]): the first batch after a start reuses the
+    /// recorded time (it may be a replay); later ones refresh it once a second, saving
+    /// the checkpoint before the lines are buffered.
+    pub fn read_time(&mut self) -> Result<u64, AgentError> {
+        let recorded = self.ckpt.state.read_time_ms;
+        let fresh = std::mem::replace(&mut self.fresh, false);
+        if fresh && recorded != 0 {
+            return Ok(recorded);
+        }
+        let now = crate::now_millis();
+        if now.saturating_sub(recorded) >= 1000 {
+            self.ckpt.state.read_time_ms = now;
+            self.ckpt.save()?;
+        }
+        Ok(self.ckpt.state.read_time_ms)
+    }
+
     /// Bytes not yet read, per path (the `lag` metric).
     pub fn lag(&self) -> Vec<(String, u64)> {
         self.files
             .values()
             .map(|t| {
                 let size = t.file.metadata().map(|m| m.len()).unwrap_or(0);
-                (t.path.to_string_lossy().into_owned(), size.saturating_sub(t.line_start))
+                (
+                    t.path.to_string_lossy().into_owned(),
+                    size.saturating_sub(t.line_start),
+                )
             })
             .collect()
     }
@@ -544,7 +591,14 @@ mod tests {
         t.commit(&|_| None).expect("commit");
         lines
             .into_iter()
-            .map(|l| (l.stream, l.start, String::from_utf8_lossy(&l.text).into_owned(), l.truncated))
+            .map(|l| {
+                (
+                    l.stream,
+                    l.start,
+                    String::from_utf8_lossy(&l.text).into_owned(),
+                    l.truncated,
+                )
+            })
             .collect()
     }
 
@@ -564,7 +618,12 @@ mod tests {
         assert_eq!(got[0], (1, 0, "first".into(), false));
         assert_eq!(got[1], (1, 6, "this line ".into(), true));
         // The partial line completes later.
-        std::fs::OpenOptions::new().append(true).open(&a).expect("open").write_all(b"ial\n").expect("append");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&a)
+            .expect("open")
+            .write_all(b"ial\n")
+            .expect("append");
         let got = drain(&mut t);
         assert_eq!(got, vec![(1, 24, "partial".into(), false)]);
         drop(t);
@@ -584,6 +643,46 @@ mod tests {
         let ck = CheckpointStore::open(&dir.join("ck"), "s").expect("ckpt");
         let mut t = FileTailer::new("s", cfg(&dir), ck, ident);
         assert!(drain(&mut t).is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn rotated_copies_matching_the_glob_are_not_read_again() {
+        let dir = std::env::temp_dir().join(format!("cairn-agent-rot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut c = cfg(&dir);
+        c.include = vec![format!("{}/*.log*", dir.display())];
+        c.max_line_bytes = 1000;
+        let ck = CheckpointStore::open(&dir.join("ck"), "s").expect("ckpt");
+        let mut t = FileTailer::new("s", c, ck, Arc::new(OsIdentity));
+        let app = dir.join("app.log");
+        std::fs::write(&app, b"one\ntwo\n").expect("write");
+        assert_eq!(drain(&mut t).len(), 2);
+        // Rename rotation: same inode under a name the glob also matches.
+        std::fs::rename(&app, dir.join("app.log.1")).expect("rename");
+        // (longer than fingerprint_bytes: a copy of a shorter file cannot be told
+        // from a new file with the same first line.)
+        std::fs::write(&app, b"three and more\n").expect("write");
+        let got = drain(&mut t);
+        assert_eq!(
+            got.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
+            vec!["three and more"]
+        );
+        // copytruncate: a copy (new inode, same first bytes) and a truncation.
+        std::fs::copy(&app, dir.join("app.log.2")).expect("copy");
+        std::fs::write(&app, b"").expect("truncate");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&app)
+            .expect("open")
+            .write_all(b"four\n")
+            .expect("append");
+        let got = drain(&mut t);
+        assert_eq!(
+            got.iter().map(|l| l.2.as_str()).collect::<Vec<_>>(),
+            vec!["four"]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -102,7 +102,9 @@ fn match_parts(pats: &[&str], names: &[&str]) -> bool {
         None => names.is_empty(),
         Some((&"**", rest)) => (0..=names.len()).any(|k| match_parts(rest, &names[k..])),
         Some((p, rest)) => match names.split_first() {
-            Some((n, nrest)) => component_matches(p.as_bytes(), n.as_bytes()) && match_parts(rest, nrest),
+            Some((n, nrest)) => {
+                component_matches(p.as_bytes(), n.as_bytes()) && match_parts(rest, nrest)
+            }
             None => false,
         },
     }
@@ -180,7 +182,10 @@ mod tests {
 
     #[test]
     fn whole_paths() {
-        assert!(path_matches("/var/log/**/*.gz", Path::new("/var/log/a/b/x.gz")));
+        assert!(path_matches(
+            "/var/log/**/*.gz",
+            Path::new("/var/log/a/b/x.gz")
+        ));
         assert!(path_matches("/var/log/*.gz", Path::new("/var/log/x.gz")));
         assert!(!path_matches("/var/log/*.gz", Path::new("/var/log/a/x.gz")));
     }

@@ -126,12 +126,21 @@ pub fn parse_pod_path(path: &str) -> Option<(&str, &str, &str, &str)> {
 /// Kubernetes label keys contain dots (`app.kubernetes.io/name`); as JSON keys they
 /// would be read as object paths, so dots become underscores (what Beats does too).
 fn dedot(m: &Map<String, Value>) -> Value {
-    Value::Object(m.iter().map(|(k, v)| (k.replace('.', "_"), v.clone())).collect())
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.replace('.', "_"), v.clone()))
+            .collect(),
+    )
 }
 
 /// Adds `kubernetes.*` fields to an event from its file path and the cache. Returns
 /// false when the pod is excluded by namespace or label.
-pub fn enrich(cfg: &KubernetesSourceConfig, cache: &SharedCache, ev: &mut Event, path: &str) -> bool {
+pub fn enrich(
+    cfg: &KubernetesSourceConfig,
+    cache: &SharedCache,
+    ev: &mut Event,
+    path: &str,
+) -> bool {
     let Some((ns, pod, uid, container)) = parse_pod_path(path) else {
         return true;
     };
@@ -184,7 +193,10 @@ fn pod_from_json(obj: &Value) -> Option<(String, PodMeta)> {
     for key in ["containers", "initContainers", "ephemeralContainers"] {
         if let Some(list) = spec.and_then(|s| s.get(key)).and_then(Value::as_array) {
             for c in list {
-                if let (Some(n), Some(i)) = (c.get("name").and_then(Value::as_str), c.get("image").and_then(Value::as_str)) {
+                if let (Some(n), Some(i)) = (
+                    c.get("name").and_then(Value::as_str),
+                    c.get("image").and_then(Value::as_str),
+                ) {
                     images.insert(n.to_owned(), i.to_owned());
                 }
             }
@@ -193,9 +205,20 @@ fn pod_from_json(obj: &Value) -> Option<(String, PodMeta)> {
     Some((
         uid,
         PodMeta {
-            namespace: md.get("namespace").and_then(Value::as_str).unwrap_or("").to_owned(),
-            name: md.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
-            node: spec.and_then(|s| s.get("nodeName")).and_then(Value::as_str).map(str::to_owned),
+            namespace: md
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            name: md
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            node: spec
+                .and_then(|s| s.get("nodeName"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             labels: obj_map(md.get("labels")),
             annotations: obj_map(md.get("annotations")),
             images,
@@ -216,24 +239,34 @@ pub struct Watcher {
 
 impl Watcher {
     /// `None` when no API server is configured or found (path metadata only).
-    pub fn new(cfg: &KubernetesSourceConfig, cache: SharedCache) -> Result<Option<Watcher>, AgentError> {
+    pub fn new(
+        cfg: &KubernetesSourceConfig,
+        cache: SharedCache,
+    ) -> Result<Option<Watcher>, AgentError> {
         let base = match &cfg.api_server {
             Some(s) if s.is_empty() => return Ok(None),
             Some(s) => s.trim_end_matches('/').to_owned(),
-            None => match (std::env::var("KUBERNETES_SERVICE_HOST"), std::env::var("KUBERNETES_SERVICE_PORT")) {
-                (Ok(h), Ok(p)) => format!("https://{h}:{p}"),
-                _ => {
-                    tracing::warn!("kubernetes source: no API server (not in a cluster): path metadata only");
-                    return Ok(None);
+            None => {
+                match (
+                    std::env::var("KUBERNETES_SERVICE_HOST"),
+                    std::env::var("KUBERNETES_SERVICE_PORT"),
+                ) {
+                    (Ok(h), Ok(p)) => format!("https://{h}:{p}"),
+                    _ => {
+                        tracing::warn!("kubernetes source: no API server (not in a cluster): path metadata only");
+                        return Ok(None);
+                    }
                 }
-            },
+            }
         };
         // No overall timeout: a watch is a long-lived response.
         let mut builder = reqwest::blocking::Client::builder()
             .timeout(None)
             .connect_timeout(Duration::from_secs(10));
         if let Ok(pem) = std::fs::read(&cfg.ca_file) {
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| AgentError::Config(format!("kubernetes ca_file {}: {e}", cfg.ca_file)))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                AgentError::Config(format!("kubernetes ca_file {}: {e}", cfg.ca_file))
+            })?;
             builder = builder.add_root_certificate(cert);
         }
         let client = builder
@@ -241,7 +274,10 @@ impl Watcher {
             .map_err(|e| AgentError::Config(format!("kubernetes client: {e}")))?;
         Ok(Some(Watcher {
             base,
-            node: cfg.node_name.clone().or_else(|| std::env::var("NODE_NAME").ok()),
+            node: cfg
+                .node_name
+                .clone()
+                .or_else(|| std::env::var("NODE_NAME").ok()),
             token_file: cfg.token_file.clone(),
             client,
             cache,
@@ -280,11 +316,19 @@ impl Watcher {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        let namespaces: Option<Value> = self.get("/api/v1/namespaces").ok().and_then(|r| r.json().ok());
+        let namespaces: Option<Value> = self
+            .get("/api/v1/namespaces")
+            .ok()
+            .and_then(|r| r.json().ok());
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let mut listed = std::collections::HashSet::new();
-        for item in pods.get("items").and_then(Value::as_array).into_iter().flatten() {
+        for item in pods
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some((uid, meta)) = pod_from_json(item) {
                 listed.insert(uid.clone());
                 cache.pods.insert(uid, meta);
@@ -296,11 +340,22 @@ impl Watcher {
             }
         }
         let ttl = self.ttl;
-        cache.pods.retain(|_, m| m.deleted_at.is_none_or(|d| d.elapsed() < ttl));
+        cache
+            .pods
+            .retain(|_, m| m.deleted_at.is_none_or(|d| d.elapsed() < ttl));
         if let Some(ns) = namespaces {
-            for item in ns.get("items").and_then(Value::as_array).into_iter().flatten() {
+            for item in ns
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(name) = item.pointer("/metadata/name").and_then(Value::as_str) {
-                    let labels = item.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
+                    let labels = item
+                        .pointer("/metadata/labels")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
                     cache.namespaces.insert(name.to_owned(), labels);
                 }
             }
@@ -325,16 +380,28 @@ impl Watcher {
             }
             let ev: Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
             let kind = ev.get("type").and_then(Value::as_str).unwrap_or("");
-            let Some(obj) = ev.get("object") else { continue };
+            let Some(obj) = ev.get("object") else {
+                continue;
+            };
             match kind {
                 "ADDED" | "MODIFIED" => {
                     if let Some((uid, meta)) = pod_from_json(obj) {
-                        self.cache.write().unwrap_or_else(|p| p.into_inner()).pods.insert(uid, meta);
+                        self.cache
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .pods
+                            .insert(uid, meta);
                     }
                 }
                 "DELETED" => {
                     if let Some((uid, _)) = pod_from_json(obj) {
-                        if let Some(m) = self.cache.write().unwrap_or_else(|p| p.into_inner()).pods.get_mut(&uid) {
+                        if let Some(m) = self
+                            .cache
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .pods
+                            .get_mut(&uid)
+                        {
                             m.deleted_at = Some(Instant::now());
                         }
                     }
@@ -385,22 +452,49 @@ mod tests {
 
     #[test]
     fn enrichment_and_exclusion() {
-        let cfg: KubernetesSourceConfig = serde_json::from_value(json!({"exclude_labels": {"logging": "off"}})).expect("cfg");
+        let cfg: KubernetesSourceConfig =
+            serde_json::from_value(json!({"exclude_labels": {"logging": "off"}})).expect("cfg");
         let cache: SharedCache = Arc::default();
         let pod = json!({"metadata": {"uid": "u1", "name": "web-1", "namespace": "default",
             "labels": {"app.kubernetes.io/name": "web"}}, "spec": {"nodeName": "n1", "containers": [{"name": "nginx", "image": "nginx:1.27"}]}});
         let (uid, meta) = pod_from_json(&pod).expect("pod");
         cache.write().expect("lock").pods.insert(uid, meta);
-        let mut ev = Event { fields: Map::new(), stream: 1, start: 0, id: "x".into() };
-        assert!(enrich(&cfg, &cache, &mut ev, "/var/log/pods/default_web-1_u1/nginx/0.log"));
+        let mut ev = Event {
+            fields: Map::new(),
+            stream: 1,
+            start: 0,
+            id: "x".into(),
+        };
+        assert!(enrich(
+            &cfg,
+            &cache,
+            &mut ev,
+            "/var/log/pods/default_web-1_u1/nginx/0.log"
+        ));
         let v = Value::Object(ev.fields);
-        assert_eq!(v.pointer("/kubernetes/labels/app_kubernetes_io~1name"), Some(&json!("web")));
-        assert_eq!(v.pointer("/kubernetes/container/image"), Some(&json!("nginx:1.27")));
+        assert_eq!(
+            v.pointer("/kubernetes/labels/app_kubernetes_io~1name"),
+            Some(&json!("web"))
+        );
+        assert_eq!(
+            v.pointer("/kubernetes/container/image"),
+            Some(&json!("nginx:1.27"))
+        );
         assert_eq!(v.pointer("/kubernetes/node/name"), Some(&json!("n1")));
         let off = json!({"metadata": {"uid": "u2", "name": "q", "namespace": "default", "labels": {"logging": "off"}}, "spec": {}});
         let (uid, meta) = pod_from_json(&off).expect("pod");
         cache.write().expect("lock").pods.insert(uid, meta);
-        let mut ev = Event { fields: Map::new(), stream: 1, start: 0, id: "x".into() };
-        assert!(!enrich(&cfg, &cache, &mut ev, "/var/log/pods/default_q_u2/c/0.log"));
+        let mut ev = Event {
+            fields: Map::new(),
+            stream: 1,
+            start: 0,
+            id: "x".into(),
+        };
+        assert!(!enrich(
+            &cfg,
+            &cache,
+            &mut ev,
+            "/var/log/pods/default_q_u2/c/0.log"
+        ));
     }
 }

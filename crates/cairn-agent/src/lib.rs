@@ -34,6 +34,7 @@ pub mod glob;
 pub mod kubernetes;
 pub mod metrics;
 pub mod pipeline;
+pub mod sigv4;
 pub mod sink;
 pub mod syslog;
 pub mod transform;

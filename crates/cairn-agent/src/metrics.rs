@@ -41,34 +41,91 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             ));
         };
-        c(&mut s, "cairn_agent_events_in_total", "Events read by sources.", &self.events_in);
-        c(&mut s, "cairn_agent_bytes_in_total", "Bytes read by sources.", &self.bytes_in);
-        c(&mut s, "cairn_agent_events_out_total", "Events delivered by sinks.", &self.events_out);
-        c(&mut s, "cairn_agent_bytes_out_total", "Bytes delivered by sinks.", &self.bytes_out);
-        c(&mut s, "cairn_agent_retries_total", "Items retried after 429/5xx or failed requests.", &self.retries);
-        c(&mut s, "cairn_agent_dead_letters_total", "Items written to the dead-letter file.", &self.dead_letters);
-        c(&mut s, "cairn_agent_dropped_total", "Events dropped because a buffer was full (drop_newest).", &self.dropped);
-        c(&mut s, "cairn_agent_conflicts_total", "Items answered 409 on create (already delivered).", &self.conflicts);
+        c(
+            &mut s,
+            "cairn_agent_events_in_total",
+            "Events read by sources.",
+            &self.events_in,
+        );
+        c(
+            &mut s,
+            "cairn_agent_bytes_in_total",
+            "Bytes read by sources.",
+            &self.bytes_in,
+        );
+        c(
+            &mut s,
+            "cairn_agent_events_out_total",
+            "Events delivered by sinks.",
+            &self.events_out,
+        );
+        c(
+            &mut s,
+            "cairn_agent_bytes_out_total",
+            "Bytes delivered by sinks.",
+            &self.bytes_out,
+        );
+        c(
+            &mut s,
+            "cairn_agent_retries_total",
+            "Items retried after 429/5xx or failed requests.",
+            &self.retries,
+        );
+        c(
+            &mut s,
+            "cairn_agent_dead_letters_total",
+            "Items written to the dead-letter file.",
+            &self.dead_letters,
+        );
+        c(
+            &mut s,
+            "cairn_agent_dropped_total",
+            "Events dropped because a buffer was full (drop_newest).",
+            &self.dropped,
+        );
+        c(
+            &mut s,
+            "cairn_agent_conflicts_total",
+            "Items answered 409 on create (already delivered).",
+            &self.conflicts,
+        );
         s.push_str("# HELP cairn_agent_buffer_bytes Unacknowledged bytes in a sink's disk buffer.\n# TYPE cairn_agent_buffer_bytes gauge\n");
-        for (name, b) in self.buffers.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            s.push_str(&format!("cairn_agent_buffer_bytes{{sink=\"{}\"}} {}\n", escape(name), b.size()));
+        for (name, b) in self
+            .buffers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            s.push_str(&format!(
+                "cairn_agent_buffer_bytes{{sink=\"{}\"}} {}\n",
+                escape(name),
+                b.size()
+            ));
         }
         s.push_str("# HELP cairn_agent_file_lag_bytes Bytes of a file not yet read.\n# TYPE cairn_agent_file_lag_bytes gauge\n");
         for (path, lag) in self.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            s.push_str(&format!("cairn_agent_file_lag_bytes{{path=\"{}\"}} {lag}\n", escape(path)));
+            s.push_str(&format!(
+                "cairn_agent_file_lag_bytes{{path=\"{}\"}} {lag}\n",
+                escape(path)
+            ));
         }
         s
     }
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Starts the listener thread; returns the bound address (port 0 picks one).
 pub fn serve(address: &str, metrics: Arc<Metrics>) -> Result<std::net::SocketAddr, AgentError> {
-    let listener = TcpListener::bind(address).map_err(|e| AgentError::io(format!("binding {address}"), e))?;
-    let local = listener.local_addr().map_err(|e| AgentError::io("local address", e))?;
+    let listener =
+        TcpListener::bind(address).map_err(|e| AgentError::io(format!("binding {address}"), e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| AgentError::io("local address", e))?;
     std::thread::Builder::new()
         .name("agent-api".into())
         .spawn(move || {

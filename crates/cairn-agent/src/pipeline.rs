@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use crate::buffer::{Appended, DiskBuffer};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, FileSourceConfig, ParseConfig, SourceConfig, TransformConfig};
-use crate::kubernetes::{self, KubernetesSourceConfig, SharedCache};
 use crate::file_source::{event_id, FileIdentitySource, FileTailer, OsIdentity, RawLine};
+use crate::kubernetes::{self, KubernetesSourceConfig, SharedCache};
 use crate::metrics::{self, Metrics};
 use crate::sink::run_sink;
 use crate::transform::Transform;
@@ -20,7 +20,7 @@ use crate::{now_millis, set_path, AgentError, Event};
 
 /// Bytes read per pipeline cycle: one buffer append (one fsync) and one checkpoint
 /// write per cycle, so this trades durability cost against latency.
-const CYCLE_BYTES: usize = 2 << 20;
+const CYCLE_BYTES: usize = 1 << 20;
 
 /// A node downstream of a source: a transform (with its own downstream) or a sink.
 #[derive(Debug)]
@@ -40,8 +40,12 @@ fn build_nodes(cfg: &Config, from: &str, sink_names: &[String]) -> Result<Vec<No
     let mut nodes = Vec::new();
     for (name, t) in &cfg.transforms {
         if t.inputs().iter().any(|i| i == from) {
-            let tr = Transform::build(name, t).map_err(|e| AgentError::Config(format!("transforms.{name}: {e}")))?;
-            nodes.push(Node::Transform(Box::new(tr), build_nodes(cfg, name, sink_names)?));
+            let tr = Transform::build(name, t)
+                .map_err(|e| AgentError::Config(format!("transforms.{name}: {e}")))?;
+            nodes.push(Node::Transform(
+                Box::new(tr),
+                build_nodes(cfg, name, sink_names)?,
+            ));
         }
     }
     for (idx, name) in sink_names.iter().enumerate() {
@@ -80,7 +84,11 @@ fn push(nodes: &mut [Node], ev: Event, outs: &mut [Vec<Vec<u8>>]) {
     }
 }
 
-fn visit(nodes: &mut [Node], outs: &mut [Vec<Vec<u8>>], f: &mut dyn FnMut(&mut Transform, &mut Vec<Event>)) {
+fn visit(
+    nodes: &mut [Node],
+    outs: &mut [Vec<Vec<u8>>],
+    f: &mut dyn FnMut(&mut Transform, &mut Vec<Event>),
+) {
     for node in nodes.iter_mut() {
         if let Node::Transform(t, children) = node {
             let mut tmp = Vec::new();
@@ -97,7 +105,10 @@ fn hold(nodes: &[Node], stream: u64) -> Option<u64> {
     let mut best: Option<u64> = None;
     for node in nodes {
         if let Node::Transform(t, children) = node {
-            for h in [t.pending_start(stream), hold(children, stream)].into_iter().flatten() {
+            for h in [t.pending_start(stream), hold(children, stream)]
+                .into_iter()
+                .flatten()
+            {
                 best = Some(best.map_or(h, |b: u64| b.min(h)));
             }
         }
@@ -112,11 +123,15 @@ impl Routes {
 
     fn tick(&mut self) {
         let now = now_millis();
-        visit(&mut self.nodes, &mut self.outs, &mut |t, out| t.tick(now, out));
+        visit(&mut self.nodes, &mut self.outs, &mut |t, out| {
+            t.tick(now, out)
+        });
     }
 
     fn end_stream(&mut self, stream: u64) {
-        visit(&mut self.nodes, &mut self.outs, &mut |t, out| t.end_stream(stream, out));
+        visit(&mut self.nodes, &mut self.outs, &mut |t, out| {
+            t.end_stream(stream, out)
+        });
     }
 
     /// Appends the batches to the sink buffers (blocking when one is full).
@@ -134,19 +149,31 @@ impl Routes {
     }
 }
 
+fn millis_to_timestamp(ms: u64) -> Value {
+    match chrono::DateTime::from_timestamp_millis(ms as i64) {
+        Some(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        None => timestamp_now(),
+    }
+}
+
 fn timestamp_now() -> Value {
     Value::String(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
-fn line_event(source: &str, line: RawLine) -> Event {
+/// `ts`: the read time (one per cycle: formatting a timestamp per line is measurable).
+fn line_event(source: &str, line: RawLine, ts: &Value) -> Event {
     let mut fields = Map::new();
-    fields.insert("@timestamp".into(), timestamp_now());
+    fields.insert("@timestamp".into(), ts.clone());
     let (text, lossy) = match String::from_utf8(line.text) {
         Ok(s) => (s, false),
         Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), true),
     };
     fields.insert("message".into(), Value::String(text));
-    set_path(&mut fields, "log.file.path", Value::String(line.path.to_string()));
+    set_path(
+        &mut fields,
+        "log.file.path",
+        Value::String(line.path.to_string()),
+    );
     set_path(&mut fields, "log.offset", Value::from(line.start));
     let mut flags = Vec::new();
     if line.truncated {
@@ -199,13 +226,19 @@ fn run_file_source(
 ) -> Result<(), AgentError> {
     let mut lines = Vec::new();
     let mut ended = Vec::new();
+    let mut reported: Vec<String> = Vec::new();
     loop {
         tailer.maybe_rescan(&mut ended)?;
         let read = tailer.poll(CYCLE_BYTES, &mut lines, &mut ended)?;
         Metrics::add(&metrics.bytes_in, read as u64);
         Metrics::add(&metrics.events_in, lines.len() as u64);
+        let ts = if lines.is_empty() {
+            Value::Null
+        } else {
+            millis_to_timestamp(tailer.read_time()?)
+        };
         for line in lines.drain(..) {
-            let ev = line_event(name, line);
+            let ev = line_event(name, line, &ts);
             match kube.as_mut() {
                 Some(k) => {
                     let mut decoded = Vec::new();
@@ -235,8 +268,17 @@ fn run_file_source(
             }
         })?;
         {
+            // Released files leave the gauge: only this source's current files stay.
             let mut lag = metrics.lag.lock().unwrap_or_else(|p| p.into_inner());
-            for (path, l) in tailer.lag() {
+            let now: Vec<(String, u64)> = tailer.lag();
+            for gone in reported
+                .iter()
+                .filter(|p| !now.iter().any(|(q, _)| q == *p))
+            {
+                lag.remove(gone);
+            }
+            reported = now.iter().map(|(p, _)| p.clone()).collect();
+            for (path, l) in now {
                 lag.insert(path, l);
             }
         }
@@ -248,7 +290,13 @@ fn run_file_source(
 
 /// Reads stdin to its end. Lines are not checkpointed (a pipe cannot be re-read), but
 /// they still go through the disk buffer, so what was read survives a sink outage.
-fn run_stdin_source(name: &str, max_line: usize, routes: &mut Routes, buffers: &[Arc<DiskBuffer>], metrics: &Metrics) -> Result<(), AgentError> {
+fn run_stdin_source(
+    name: &str,
+    max_line: usize,
+    routes: &mut Routes,
+    buffers: &[Arc<DiskBuffer>],
+    metrics: &Metrics,
+) -> Result<(), AgentError> {
     let stdin = std::io::stdin();
     let mut reader = stdin.lock();
     let mut buf = Vec::new();
@@ -278,7 +326,7 @@ fn run_stdin_source(name: &str, max_line: usize, routes: &mut Routes, buffers: &
             text: buf.clone(),
             truncated,
         };
-        let mut ev = line_event(name, line);
+        let mut ev = line_event(name, line, &timestamp_now());
         ev.id = event_id(&format!("{name}/{salt}"), 0, start);
         if let Some(v) = ev.fields.get_mut("log") {
             if let Some(o) = v.as_object_mut() {
@@ -318,7 +366,9 @@ fn run_syslog_source(
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         };
-        let batch = first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok()).take(5000));
+        let batch = first
+            .into_iter()
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()).take(5000));
         for msg in batch {
             Metrics::add(&metrics.events_in, 1);
             Metrics::add(&metrics.bytes_in, msg.text.len() as u64);
@@ -343,7 +393,10 @@ fn run_syslog_source(
                 }
             }
             if !fields.contains_key("message") {
-                fields.insert("message".into(), Value::String(String::from_utf8_lossy(&msg.text).into_owned()));
+                fields.insert(
+                    "message".into(),
+                    Value::String(String::from_utf8_lossy(&msg.text).into_owned()),
+                );
             }
             set_path(&mut fields, "log.source.address", Value::String(msg.peer));
             routes.push(Event {
@@ -369,7 +422,8 @@ pub fn run(config_path: &Path) -> Result<(), AgentError> {
 /// Runs a parsed config with the given file identity source.
 pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(), AgentError> {
     let data_dir = cfg.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|e| AgentError::io(format!("creating {}", data_dir.display()), e))?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| AgentError::io(format!("creating {}", data_dir.display()), e))?;
     let metrics = Arc::new(Metrics::default());
     if let Some(api) = &cfg.api {
         let addr = metrics::serve(&api.address, metrics.clone())?;
@@ -385,9 +439,19 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
             sc.buffer().max_size,
             sc.buffer().when_full,
         )?);
-        metrics.buffers.lock().unwrap_or_else(|p| p.into_inner()).push((name.clone(), b.clone()));
+        metrics
+            .buffers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.clone(), b.clone()));
         buffers.push(b.clone());
-        let (n, c, m, d, tx) = (name.clone(), sc.clone(), metrics.clone(), data_dir.clone(), fatal_tx.clone());
+        let (n, c, m, d, tx) = (
+            name.clone(),
+            sc.clone(),
+            metrics.clone(),
+            data_dir.clone(),
+            fatal_tx.clone(),
+        );
         std::thread::Builder::new()
             .name(format!("sink-{name}"))
             .spawn(move || {
@@ -398,7 +462,10 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
             .map_err(|e| AgentError::io("spawning a sink thread", e))?;
     }
     let finite_left = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let all_finite = cfg.sources.values().all(|s| matches!(s, SourceConfig::Stdin(_)));
+    let all_finite = cfg
+        .sources
+        .values()
+        .all(|s| matches!(s, SourceConfig::Stdin(_)));
     let done = Arc::new(AtomicBool::new(false));
     for (name, sc) in &cfg.sources {
         let nodes = build_nodes(&cfg, name, &sink_names)?;
@@ -417,7 +484,9 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
                 std::thread::Builder::new()
                     .name(format!("source-{name}"))
                     .spawn(move || {
-                        if let Err(e) = run_file_source(&name, &mut tailer, None, &mut routes, &bufs, &m) {
+                        if let Err(e) =
+                            run_file_source(&name, &mut tailer, None, &mut routes, &bufs, &m)
+                        {
                             let _ = tx.send(e);
                         }
                     })
@@ -452,7 +521,11 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
                     }),
                 )
                 .map_err(AgentError::Config)?;
-                let stage = KubeStage { cfg: kc, cache, parse };
+                let stage = KubeStage {
+                    cfg: kc,
+                    cache,
+                    parse,
+                };
                 let ckpt = CheckpointStore::open(&data_dir.join("checkpoints"), &name)?;
                 let mut tailer = FileTailer::new(&name, fc, ckpt, ident.clone());
                 std::thread::Builder::new()
@@ -461,7 +534,9 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
                         if watching {
                             kubernetes::wait_synced(&stage.cache, Duration::from_secs(10));
                         }
-                        if let Err(e) = run_file_source(&name, &mut tailer, Some(stage), &mut routes, &bufs, &m) {
+                        if let Err(e) =
+                            run_file_source(&name, &mut tailer, Some(stage), &mut routes, &bufs, &m)
+                        {
                             let _ = tx.send(e);
                         }
                     })
@@ -487,7 +562,9 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
                 std::thread::Builder::new()
                     .name(format!("source-{name}"))
                     .spawn(move || {
-                        if let Err(e) = run_stdin_source(&name, sc.max_line_bytes, &mut routes, &bufs, &m) {
+                        if let Err(e) =
+                            run_stdin_source(&name, sc.max_line_bytes, &mut routes, &bufs, &m)
+                        {
                             let _ = tx.send(e);
                         }
                         if left.fetch_sub(1, Ordering::SeqCst) == 1 {

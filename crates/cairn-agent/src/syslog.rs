@@ -57,7 +57,8 @@ pub fn start(cfg: &SyslogSourceConfig, metrics: Arc<Metrics>) -> Result<Listenin
     let mut udp_addr = None;
     let mut tcp_addr = None;
     if let Some(addr) = &cfg.udp {
-        let sock = UdpSocket::bind(addr).map_err(|e| AgentError::io(format!("binding udp {addr}"), e))?;
+        let sock =
+            UdpSocket::bind(addr).map_err(|e| AgentError::io(format!("binding udp {addr}"), e))?;
         udp_addr = sock.local_addr().ok().map(|a| a.to_string());
         let tx = tx.clone();
         std::thread::Builder::new()
@@ -66,7 +67,8 @@ pub fn start(cfg: &SyslogSourceConfig, metrics: Arc<Metrics>) -> Result<Listenin
             .map_err(|e| AgentError::io("spawning the udp listener", e))?;
     }
     if let Some(addr) = &cfg.tcp {
-        let listener = TcpListener::bind(addr).map_err(|e| AgentError::io(format!("binding tcp {addr}"), e))?;
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| AgentError::io(format!("binding tcp {addr}"), e))?;
         tcp_addr = listener.local_addr().ok().map(|a| a.to_string());
         let tx = tx.clone();
         std::thread::Builder::new()
@@ -91,12 +93,20 @@ pub fn start(cfg: &SyslogSourceConfig, metrics: Arc<Metrics>) -> Result<Listenin
 fn udp_loop(sock: UdpSocket, tx: SyncSender<Message>, max: usize, metrics: Arc<Metrics>) {
     let mut buf = vec![0u8; 65_536];
     loop {
-        let Ok((n, peer)) = sock.recv_from(&mut buf) else { continue };
+        let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
         let mut text = buf[..n.min(max)].to_vec();
-        while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r' || *b == 0) {
+        while text
+            .last()
+            .is_some_and(|b| *b == b'\n' || *b == b'\r' || *b == 0)
+        {
             text.pop();
         }
-        match tx.try_send(Message { text, peer: peer.to_string() }) {
+        match tx.try_send(Message {
+            text,
+            peer: peer.to_string(),
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 Metrics::add(&metrics.dropped, 1);
@@ -121,7 +131,10 @@ fn tcp_conn(conn: TcpStream, tx: SyncSender<Message>, max: usize) {
             if r.read_until(b' ', &mut len_text).is_err() {
                 return;
             }
-            let len: usize = match std::str::from_utf8(&len_text).ok().and_then(|t| t.trim().parse().ok()) {
+            let len: usize = match std::str::from_utf8(&len_text)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
                 Some(l) => l,
                 None => {
                     tracing::warn!(%peer, "syslog: bad octet count; closing");
@@ -133,7 +146,10 @@ fn tcp_conn(conn: TcpStream, tx: SyncSender<Message>, max: usize) {
                 return;
             }
             // Skip what exceeds the cap, keeping the framing.
-            if len > max && std::io::copy(&mut (&mut r).take((len - max) as u64), &mut std::io::sink()).is_err() {
+            if len > max
+                && std::io::copy(&mut (&mut r).take((len - max) as u64), &mut std::io::sink())
+                    .is_err()
+            {
                 return;
             }
             msg
@@ -151,7 +167,13 @@ fn tcp_conn(conn: TcpStream, tx: SyncSender<Message>, max: usize) {
         if text.is_empty() {
             continue;
         }
-        if tx.send(Message { text, peer: peer.clone() }).is_err() {
+        if tx
+            .send(Message {
+                text,
+                peer: peer.clone(),
+            })
+            .is_err()
+        {
             return;
         }
     }

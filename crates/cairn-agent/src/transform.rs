@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 
-use cairn_formats::{Format, LineOutcome, LineParser, MultilineConfig, MultilineJoiner, MultilineRule, ParseOptions, SkipReason};
+use cairn_formats::{
+    Format, LineOutcome, LineParser, MultilineConfig, MultilineJoiner, MultilineRule, ParseOptions,
+    SkipReason,
+};
 use cairn_query::{kql, EvalContext, Limits, Matcher};
 use serde_json::Value;
 
@@ -21,7 +24,10 @@ pub enum Transform {
     AddFields(Vec<(String, Value)>),
     Rename(Vec<(String, String)>),
     /// Keep events matching (`filter`), or drop them (`drop`: `keep_matching` false).
-    Condition { matcher: Box<Matcher>, keep_matching: bool },
+    Condition {
+        matcher: Box<Matcher>,
+        keep_matching: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -47,7 +53,10 @@ impl Transform {
     pub fn build(_name: &str, cfg: &TransformConfig) -> Result<Transform, String> {
         Ok(match cfg {
             TransformConfig::Parse(c) => {
-                let format: Format = c.format.parse().map_err(|e: cairn_formats::FormatError| format!("format: {e}"))?;
+                let format: Format = c
+                    .format
+                    .parse()
+                    .map_err(|e: cairn_formats::FormatError| format!("format: {e}"))?;
                 Transform::Parse(Parse {
                     format,
                     field: c.field.clone(),
@@ -63,8 +72,10 @@ impl Transform {
                     "go" => MultilineRule::Go,
                     "ruby" => MultilineRule::Ruby,
                     "node" => MultilineRule::Node,
-                    "custom" => MultilineRule::custom(c.start.as_deref(), c.continuation.as_deref())
-                        .map_err(|e| e.to_string())?,
+                    "custom" => {
+                        MultilineRule::custom(c.start.as_deref(), c.continuation.as_deref())
+                            .map_err(|e| e.to_string())?
+                    }
                     other => {
                         return Err(format!(
                             "rule: unknown rule `{other}` (java, python, go, ruby, node, custom)"
@@ -80,12 +91,18 @@ impl Transform {
                     streams: HashMap::new(),
                 })
             }
-            TransformConfig::AddFields(c) => {
-                Transform::AddFields(c.fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            }
-            TransformConfig::Rename(c) => {
-                Transform::Rename(c.fields.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            }
+            TransformConfig::AddFields(c) => Transform::AddFields(
+                c.fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            TransformConfig::Rename(c) => Transform::Rename(
+                c.fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
             TransformConfig::Filter(c) | TransformConfig::Drop(c) => {
                 let q = kql::parse(&c.condition, &Default::default(), &Limits::default())
                     .map_err(|e| format!("condition: {e}"))?;
@@ -117,7 +134,10 @@ impl Transform {
                 }
                 out.push(ev);
             }
-            Transform::Condition { matcher, keep_matching } => {
+            Transform::Condition {
+                matcher,
+                keep_matching,
+            } => {
                 let doc = Value::Object(std::mem::take(&mut ev.fields));
                 let ctx = EvalContext::new(now_millis() as i64);
                 // A condition that cannot be evaluated on this event keeps it: losing
@@ -180,7 +200,11 @@ impl Transform {
     /// The first byte offset of `stream` this transform still holds.
     pub fn pending_start(&self, stream: u64) -> Option<u64> {
         match self {
-            Transform::Multiline(m) => m.streams.get(&stream).and_then(|(_, h)| h.as_ref()).map(|h| h.start),
+            Transform::Multiline(m) => m
+                .streams
+                .get(&stream)
+                .and_then(|(_, h)| h.as_ref())
+                .map(|h| h.start),
             Transform::Parse(p) => p.pending.get(&stream).map(|h| h.start),
             _ => None,
         }
@@ -296,14 +320,27 @@ mod tests {
     fn multiline_java_holds_checkpoint() {
         let mut t = build("{type: multiline, inputs: [s], rule: java}");
         let mut out = Vec::new();
-        t.process(line(1, 0, "Exception in thread \"main\" java.lang.IllegalStateException: boom"), &mut out);
-        t.process(line(1, 60, "\tat com.example.Main.run(Main.java:10)"), &mut out);
+        t.process(
+            line(
+                1,
+                0,
+                "Exception in thread \"main\" java.lang.IllegalStateException: boom",
+            ),
+            &mut out,
+        );
+        t.process(
+            line(1, 60, "\tat com.example.Main.run(Main.java:10)"),
+            &mut out,
+        );
         assert!(out.is_empty());
         assert_eq!(t.pending_start(1), Some(0));
         t.process(line(1, 100, "next event"), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].id, "id0");
-        assert!(out[0].fields["message"].as_str().unwrap_or("").contains("Main.java:10"));
+        assert!(out[0].fields["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Main.java:10"));
         assert_eq!(t.pending_start(1), Some(100));
     }
 
@@ -311,9 +348,15 @@ mod tests {
     fn cri_partial_lines_join_with_first_offset() {
         let mut t = build("{type: parse, inputs: [s], format: cri}");
         let mut out = Vec::new();
-        t.process(line(3, 0, "2024-01-01T00:00:00.000000001Z stdout P hello "), &mut out);
+        t.process(
+            line(3, 0, "2024-01-01T00:00:00.000000001Z stdout P hello "),
+            &mut out,
+        );
         assert_eq!(t.pending_start(3), Some(0));
-        t.process(line(3, 50, "2024-01-01T00:00:00.000000002Z stdout F world"), &mut out);
+        t.process(
+            line(3, 50, "2024-01-01T00:00:00.000000002Z stdout F world"),
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].id, "id0");
         assert_eq!(out[0].fields["message"], json!("hello world"));
