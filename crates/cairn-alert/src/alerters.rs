@@ -566,9 +566,9 @@ async fn send_email(rule: &Rule, d: &AlertDraft) -> Result<()> {
     // `smtp_ca_certs` (a Cairn extension) trusts a private CA besides the public
     // roots, for relays with an internal certificate.
     let ca_pem = match opt_str(m, "smtp_ca_certs")? {
-        Some(path) => Some(
-            std::fs::read(&path).map_err(|e| err(format!("smtp_ca_certs {path}: {e}")))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read(&path).map_err(|e| err(format!("smtp_ca_certs {path}: {e}")))?)
+        }
         None => None,
     };
     let tls_params = || -> Result<TlsParameters> {

@@ -65,7 +65,11 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, YamlError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         YamlError::Shape {
-            path: if path == "." { "(top level)".into() } else { path },
+            path: if path == "." {
+                "(top level)".into()
+            } else {
+                path
+            },
             message: e.into_inner().to_string(),
         }
     })
@@ -117,8 +121,9 @@ fn resolve_plain(s: &str) -> Value {
         "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
             return Value::Bool(true)
         }
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off"
-        | "OFF" => return Value::Bool(false),
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Value::Bool(false)
+        }
         _ => {}
     }
     let cleaned: String = s.chars().filter(|&c| c != '_').collect();
@@ -139,7 +144,10 @@ fn resolve_plain(s: &str) -> Value {
         if let Some(v) = radix_int(oct, 8) {
             return v;
         }
-    } else if digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit()) {
+    } else if digits.len() > 1
+        && digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
         // YAML 1.1 octal: 017 is 15.
         if let Some(v) = radix_int(&digits[1..], 8) {
             return v;
@@ -255,9 +263,7 @@ impl MarkedEventReceiver for Builder {
                     self.push_value(Value::Array(items), anchor);
                 }
             }
-            Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(Map::new(), None, anchor))
-            }
+            Event::MappingStart(anchor, _) => self.stack.push(Frame::Map(Map::new(), None, anchor)),
             Event::MappingEnd => {
                 if let Some(Frame::Map(map, _, anchor)) = self.stack.pop() {
                     self.push_value(Value::Object(map), anchor);
@@ -297,10 +303,9 @@ mod tests {
 
     #[test]
     fn nesting_anchors_and_merge() {
-        let v = parse(
-            "base: &b {x: 1, y: 2}\nitem:\n  <<: *b\n  y: 3\nlist:\n  - *b\n  - [a, 'b']\n",
-        )
-        .unwrap();
+        let v =
+            parse("base: &b {x: 1, y: 2}\nitem:\n  <<: *b\n  y: 3\nlist:\n  - *b\n  - [a, 'b']\n")
+                .unwrap();
         assert_eq!(v["item"], json!({"y": 3, "x": 1}));
         assert_eq!(v["list"], json!([{"x": 1, "y": 2}, ["a", "b"]]));
     }

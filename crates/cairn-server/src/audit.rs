@@ -112,7 +112,10 @@ impl Audit {
                 if tx.try_send(line).is_err() {
                     let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     if n.is_power_of_two() {
-                        tracing::warn!(dropped = n, "audit events dropped: the audit index writer is behind");
+                        tracing::warn!(
+                            dropped = n,
+                            "audit events dropped: the audit index writer is behind"
+                        );
                     }
                 }
             }

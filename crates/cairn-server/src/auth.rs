@@ -209,7 +209,9 @@ impl SecurityState {
                 u.password_hash = hash;
                 Ok(())
             }
-            None => Err(EsError::resource_not_found(format!("user [{name}] not found"))),
+            None => Err(EsError::resource_not_found(format!(
+                "user [{name}] not found"
+            ))),
         }
     }
 
@@ -269,7 +271,11 @@ pub fn hash_password(password: &str) -> Result<String, EsError> {
 
 fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -290,10 +296,21 @@ pub fn builtin_role(name: &str) -> Option<RoleDescriptor> {
             indices: vec![grant(&["*"], &["all"], true)],
         },
         "writer" => RoleDescriptor {
-            cluster: strs(&["monitor", "manage_index_templates", "manage_ilm", "manage_pipeline"]),
+            cluster: strs(&[
+                "monitor",
+                "manage_index_templates",
+                "manage_ilm",
+                "manage_pipeline",
+            ]),
             indices: vec![grant(
                 &["*"],
-                &["create_doc", "index", "create_index", "auto_configure", "view_index_metadata"],
+                &[
+                    "create_doc",
+                    "index",
+                    "create_index",
+                    "auto_configure",
+                    "view_index_metadata",
+                ],
                 false,
             )],
         },
@@ -316,11 +333,12 @@ fn limit_role(mut r: RoleDescriptor, patterns: Option<&Vec<String>>) -> RoleDesc
             if g.names.iter().any(|n| n == "*") {
                 g.names = p.clone();
             } else {
-                g.names.retain(|n| p.iter().any(|lim| wildcard_match(lim, n)));
+                g.names
+                    .retain(|n| p.iter().any(|lim| wildcard_match(lim, n)));
             }
             // A limit never widens to the restricted indices.
-            g.allow_restricted_indices = g.allow_restricted_indices
-                && p.iter().any(|lim| lim.starts_with(".cairn"));
+            g.allow_restricted_indices =
+                g.allow_restricted_indices && p.iter().any(|lim| lim.starts_with(".cairn"));
         }
         r.indices.retain(|g| !g.names.is_empty());
     }
@@ -388,7 +406,12 @@ fn cluster_granted_by(p: &str) -> &'static [&'static str] {
         "manage_pipeline" => &["all", "manage", "manage_pipeline"],
         "manage_security" => &["all", "manage_security"],
         "manage_api_key" => &["all", "manage_security", "manage_api_key"],
-        "manage_own_api_key" => &["all", "manage_security", "manage_api_key", "manage_own_api_key"],
+        "manage_own_api_key" => &[
+            "all",
+            "manage_security",
+            "manage_api_key",
+            "manage_own_api_key",
+        ],
         "ui" => &["all", "ui"],
         "read_alerting" => &["all", "read_alerting", "manage_alerting"],
         "manage_alerting" => &["all", "manage_alerting"],
@@ -419,7 +442,9 @@ fn descriptor_allows_index(d: &RoleDescriptor, p: IndexPriv, index: &str) -> boo
             && g.names
                 .iter()
                 .any(|n| wildcard_match(n, index) || stream.is_some_and(|s| wildcard_match(n, s)))
-            && g.privileges.iter().any(|x| p.granted_by().contains(&x.as_str()))
+            && g.privileges
+                .iter()
+                .any(|x| p.granted_by().contains(&x.as_str()))
     })
 }
 
@@ -623,7 +648,10 @@ fn principal_for_key(st: &SecurityState, id: &str, key: &ApiKey) -> Option<Princ
     Some(Principal {
         username: key.owner.clone(),
         roles: if key.roles.is_empty() && key.role_descriptors.is_empty() {
-            st.users.get(&key.owner).map(|u| u.roles.clone()).unwrap_or_default()
+            st.users
+                .get(&key.owner)
+                .map(|u| u.roles.clone())
+                .unwrap_or_default()
         } else {
             key.roles
                 .iter()
@@ -732,7 +760,9 @@ impl Auth {
     /// Authenticates a request's credentials. `Ok(None)`: no credentials at all.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, EsError> {
         if let Some(v) = headers.get(header::AUTHORIZATION) {
-            let v = v.to_str().map_err(|_| unauthenticated("unable to authenticate", ""))?;
+            let v = v
+                .to_str()
+                .map_err(|_| unauthenticated("unable to authenticate", ""))?;
             let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
             let rest = rest.trim();
             return match scheme.to_ascii_lowercase().as_str() {
@@ -810,8 +840,10 @@ impl Auth {
 
     fn api_key(&self, b64: &str) -> Result<Principal, EsError> {
         let fail = |id: &str| {
-            self.audit
-                .event("authentication_failed", json!({"api_key.id": id, "realm": "api_key", "event.outcome": "failure"}));
+            self.audit.event(
+                "authentication_failed",
+                json!({"api_key.id": id, "realm": "api_key", "event.outcome": "failure"}),
+            );
             unauthenticated("unable to authenticate with provided credentials", "")
         };
         let raw = base64::engine::general_purpose::STANDARD
@@ -829,8 +861,10 @@ impl Auth {
             .expiration_millis
             .is_some_and(|e| e <= cairn_core::time::now_micros() / 1000)
         {
-            self.audit
-                .event("authentication_failed", json!({"api_key.id": id, "reason": "expired", "event.outcome": "failure"}));
+            self.audit.event(
+                "authentication_failed",
+                json!({"api_key.id": id, "reason": "expired", "event.outcome": "failure"}),
+            );
             return Err(unauthenticated("api key is expired", ""));
         }
         principal_for_key(&st, id, key).ok_or_else(|| fail(id))
@@ -840,13 +874,19 @@ impl Auth {
         let (username, csrf) = {
             let mut sessions = self.sessions.lock();
             let Some(s) = sessions.get_mut(sid) else {
-                return Err(unauthenticated("the session has expired or was closed; sign in again", ""));
+                return Err(unauthenticated(
+                    "the session has expired or was closed; sign in again",
+                    "",
+                ));
             };
             if s.last_seen.elapsed() > self.config.session_idle
                 || s.created.elapsed() > self.config.session_max
             {
                 sessions.remove(sid);
-                return Err(unauthenticated("the session has expired; sign in again", ""));
+                return Err(unauthenticated(
+                    "the session has expired; sign in again",
+                    "",
+                ));
             }
             s.last_seen = Instant::now();
             (s.username.clone(), s.csrf.clone())
@@ -973,7 +1013,11 @@ pub enum Need {
 /// closed until it is classified here.
 pub fn classify(method: &Method, path: &str, query: &str) -> Need {
     use IndexPriv::*;
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let read_only = matches!(*method, Method::GET | Method::HEAD);
     let Some(&first) = segs.first() else {
         return Need::Authenticated; // GET / and HEAD /
@@ -1022,13 +1066,18 @@ pub fn classify(method: &Method, path: &str, query: &str) -> Need {
             ),
             _ => Need::Authenticated,
         },
-        "_resolve" => Need::Index(ViewMeta, segs.get(2).map(|s| s.to_string()).unwrap_or_else(all)),
+        "_resolve" => Need::Index(
+            ViewMeta,
+            segs.get(2).map(|s| s.to_string()).unwrap_or_else(all),
+        ),
         "_data_stream" => match (method.clone(), segs.get(1)) {
             (_, None) => Need::Index(ViewMeta, all()),
             (m, Some(name)) if m == Method::GET || m == Method::HEAD => {
                 Need::Index(ViewMeta, name.to_string())
             }
-            (Method::PUT, Some(name)) if segs.len() == 2 => Need::Index(CreateIndex, name.to_string()),
+            (Method::PUT, Some(name)) if segs.len() == 2 => {
+                Need::Index(CreateIndex, name.to_string())
+            }
             (Method::DELETE, Some(name)) => Need::Index(DeleteIndex, name.to_string()),
             (_, Some(name)) => Need::Index(Manage, name.to_string()),
         },
@@ -1175,7 +1224,11 @@ pub async fn middleware(
 }
 
 async fn authorize(s: &Shared, req: Request<Body>) -> Result<(Authz, Request<Body>), EsError> {
-    let need = classify(req.method(), req.uri().path(), req.uri().query().unwrap_or(""));
+    let need = classify(
+        req.method(),
+        req.uri().path(),
+        req.uri().query().unwrap_or(""),
+    );
     let index_need = match &need {
         Need::Index(p, _) | Need::Deferred(p) => Some(*p),
         _ => None,
@@ -1239,7 +1292,11 @@ async fn authorize(s: &Shared, req: Request<Body>) -> Result<(Authz, Request<Bod
             let expr = percent_decode(expr);
             if !principal.superuser {
                 for part in expr.split(',').map(str::trim) {
-                    if part.is_empty() || part == "_all" || part.contains('*') || part.starts_with('-') {
+                    if part.is_empty()
+                        || part == "_all"
+                        || part.contains('*')
+                        || part.starts_with('-')
+                    {
                         continue;
                     }
                     if !principal.index(*p, part) {
@@ -1259,11 +1316,15 @@ async fn authorize(s: &Shared, req: Request<Body>) -> Result<(Authz, Request<Bod
                     .await
                     .map_err(|e| EsError::new(413, "content_too_long_exception", e.to_string()))?;
                 let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let patterns: Vec<String> = match v.get("index_patterns").or_else(|| v.get("template")) {
-                    Some(Value::String(p)) => vec![p.clone()],
-                    Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
-                    _ => Vec::new(),
-                };
+                let patterns: Vec<String> =
+                    match v.get("index_patterns").or_else(|| v.get("template")) {
+                        Some(Value::String(p)) => vec![p.clone()],
+                        Some(Value::Array(a)) => a
+                            .iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                 if let Some(bad) = patterns.iter().find(|p| !principal.covers_pattern(p)) {
                     return Err(principal.denied_index(IndexPriv::CreateIndex, bad));
                 }
@@ -1358,22 +1419,46 @@ mod tests {
         let p = principal_for_key(&st, &id, &st.api_keys[&id]).unwrap();
         // The owner (reader) cannot write, so neither can the key.
         assert!(!p.index(IndexPriv::CreateDoc, "logs-x"));
-        assert!(!p.index(IndexPriv::Read, "logs-x"), "the key has only writer");
+        assert!(
+            !p.index(IndexPriv::Read, "logs-x"),
+            "the key has only writer"
+        );
     }
 
     #[test]
     fn classification() {
         use IndexPriv::*;
         assert_eq!(classify(&Method::GET, "/", ""), Need::Authenticated);
-        assert_eq!(classify(&Method::POST, "/logs/_doc", ""), Need::Index(CreateDoc, "logs".into()));
-        assert_eq!(classify(&Method::PUT, "/logs/_doc/1", ""), Need::Index(Index, "logs".into()));
-        assert_eq!(classify(&Method::DELETE, "/logs", ""), Need::Index(DeleteIndex, "logs".into()));
-        assert_eq!(classify(&Method::GET, "/logs-*/_search", ""), Need::Index(Read, "logs-*".into()));
+        assert_eq!(
+            classify(&Method::POST, "/logs/_doc", ""),
+            Need::Index(CreateDoc, "logs".into())
+        );
+        assert_eq!(
+            classify(&Method::PUT, "/logs/_doc/1", ""),
+            Need::Index(Index, "logs".into())
+        );
+        assert_eq!(
+            classify(&Method::DELETE, "/logs", ""),
+            Need::Index(DeleteIndex, "logs".into())
+        );
+        assert_eq!(
+            classify(&Method::GET, "/logs-*/_search", ""),
+            Need::Index(Read, "logs-*".into())
+        );
         assert_eq!(classify(&Method::POST, "/_bulk", ""), Need::Deferred(Index));
         assert_eq!(classify(&Method::GET, "/ui/app.js", ""), Need::Public);
-        assert_eq!(classify(&Method::POST, "/_cairn/auth/login", ""), Need::Public);
-        assert_eq!(classify(&Method::PUT, "/_index_template/x", ""), Need::Template);
-        assert!(matches!(classify(&Method::GET, "/_whatever", ""), Need::Cluster("all", _)));
+        assert_eq!(
+            classify(&Method::POST, "/_cairn/auth/login", ""),
+            Need::Public
+        );
+        assert_eq!(
+            classify(&Method::PUT, "/_index_template/x", ""),
+            Need::Template
+        );
+        assert!(matches!(
+            classify(&Method::GET, "/_whatever", ""),
+            Need::Cluster("all", _)
+        ));
     }
 
     #[test]

@@ -389,7 +389,8 @@ async fn run(
             )));
         }
         let rt = tokio::runtime::Handle::current();
-        let write = write_with_pipelines(&s, reqs, &pipelines, request_pipeline.as_deref(), refresh);
+        let write =
+            write_with_pipelines(&s, reqs, &pipelines, request_pipeline.as_deref(), refresh);
         // The caller's authorization is task-local: carry it into this thread.
         Ok(match authz {
             Some(a) => rt.block_on(crate::auth::Authz::scope(a, write)),

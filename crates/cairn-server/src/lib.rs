@@ -11,20 +11,20 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
-pub mod alerting;
-pub mod auth;
 mod aggs;
+pub mod alerting;
 pub mod audit;
+pub mod auth;
 mod bulk;
 mod cat;
 pub mod contexts;
 mod docs;
+#[doc(hidden)]
+pub mod fuzzing;
 mod highlight;
 mod http;
 pub mod ingest;
 pub mod limits;
-#[doc(hidden)]
-pub mod fuzzing;
 mod search;
 mod security_api;
 mod ui;
@@ -283,7 +283,10 @@ pub fn router(state: Shared) -> Router {
         .route("/_cairn/ui/config", get(ui::config))
         .route("/_cairn/saved_objects/_export", get(ui::export))
         .route("/_cairn/saved_objects/_import", post(ui::import))
-        .route("/_cairn/saved_objects/{type}", get(ui::list).post(ui::create))
+        .route(
+            "/_cairn/saved_objects/{type}",
+            get(ui::list).post(ui::create),
+        )
         .route(
             "/_cairn/saved_objects/{type}/{id}",
             get(ui::get).put(ui::put).delete(ui::delete),
@@ -322,7 +325,10 @@ pub fn router(state: Shared) -> Router {
         .fallback(http::fallback)
         // Innermost, so that requests refused earlier (authentication) never take a
         // slot; and it runs before handlers read bodies, so queued requests hold none.
-        .layer(axum::middleware::from_fn_with_state(gates, limits::admission))
+        .layer(axum::middleware::from_fn_with_state(
+            gates,
+            limits::admission,
+        ))
         // Authentication and authorization: outside the admission gates (refused
         // requests take no slot), inside decompression and the body limit.
         .layer(axum::middleware::from_fn_with_state(

@@ -104,7 +104,10 @@ fn parse_sort(v: Option<&Value>, p: &Params) -> Result<Vec<cairn_search::SortSpe
             .split(',')
             .filter(|c| !c.is_empty())
             .map(|c| {
-                let (f, o) = c.split_once(':').map(|(a, b)| (a, Some(b))).unwrap_or((c, None));
+                let (f, o) = c
+                    .split_once(':')
+                    .map(|(a, b)| (a, Some(b)))
+                    .unwrap_or((c, None));
                 mk(f, o, None, false)
             })
             .collect();
@@ -586,8 +589,7 @@ pub(crate) fn render_hits(
             if let Some(src) = filter_source(src, ps.source_spec.as_ref()) {
                 o.insert("_source".into(), src);
             }
-            let by_score_only =
-                ps.req.sort.len() == 1 && ps.req.sort[0].field == "_score";
+            let by_score_only = ps.req.sort.len() == 1 && ps.req.sort[0].field == "_score";
             if !by_score_only || with_tiebreak {
                 let mut sort: Vec<Value> = h
                     .sort_value

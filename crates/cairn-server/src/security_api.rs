@@ -30,7 +30,9 @@ fn object_body(b: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let bytes = body_bytes(b)?;
     match json_body(&bytes)? {
         Some(v @ Value::Object(_)) => Ok(v),
-        Some(_) => Err(ApiError(EsError::parsing("request body must be a JSON object"))),
+        Some(_) => Err(ApiError(EsError::parsing(
+            "request body must be a JSON object",
+        ))),
         None => Ok(json!({})),
     }
 }
@@ -43,7 +45,9 @@ fn strings(v: Option<&Value>, key: &str) -> Result<Option<Vec<String>>, ApiError
             .iter()
             .map(|x| {
                 x.as_str().map(String::from).ok_or_else(|| {
-                    ApiError(EsError::parsing(format!("[{key}] must be an array of strings")))
+                    ApiError(EsError::parsing(format!(
+                        "[{key}] must be an array of strings"
+                    )))
                 })
             })
             .collect::<Result<Vec<_>, _>>()
@@ -82,13 +86,17 @@ pub fn expiration_millis(v: Option<&Value>) -> Result<Option<i64>, EsError> {
 /// `POST|PUT /_security/api_key`. Besides Elasticsearch's `role_descriptors`, Cairn
 /// accepts `roles` (built-in or custom role names) and `indices` (patterns limiting
 /// them), which is what `cairn api-key create --role writer --indices 'logs-*'` sends.
-pub async fn create_api_key(State(s): State<Shared>, b: Result<Bytes, BytesRejection>) -> ApiResult {
+pub async fn create_api_key(
+    State(s): State<Shared>,
+    b: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let body = object_body(b)?;
     let me = caller();
     if !me.cluster("manage_own_api_key") {
-        return Err(ApiError(
-            me.denied_cluster("cluster:admin/xpack/security/api_key/create", "manage_own_api_key"),
-        ));
+        return Err(ApiError(me.denied_cluster(
+            "cluster:admin/xpack/security/api_key/create",
+            "manage_own_api_key",
+        )));
     }
     let name = body
         .get("name")
@@ -105,7 +113,9 @@ pub async fn create_api_key(State(s): State<Shared>, b: Result<Bytes, BytesRejec
     let role_descriptors: BTreeMap<String, RoleDescriptor> = match body.get("role_descriptors") {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
-            ApiError(EsError::parsing(format!("failed to parse [role_descriptors]: {e}")))
+            ApiError(EsError::parsing(format!(
+                "failed to parse [role_descriptors]: {e}"
+            )))
         })?,
     };
     let expiration = expiration_millis(body.get("expiration"))?;
@@ -127,9 +137,10 @@ pub async fn create_api_key(State(s): State<Shared>, b: Result<Bytes, BytesRejec
         invalidated: false,
     };
     let (id, secret) = s.auth.update(&s.store, |st| st.create_api_key(key))?;
-    s.auth
-        .audit
-        .event("api_key_created", json!({"api_key.id": id, "api_key.name": name}));
+    s.auth.audit.event(
+        "api_key_created",
+        json!({"api_key.id": id, "api_key.name": name}),
+    );
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
     let mut out = json!({"id": id, "name": name, "api_key": secret, "encoded": encoded});
     if let Some(e) = expiration {
@@ -216,7 +227,9 @@ pub async fn invalidate_api_keys(
         Ok((done, before))
     })?;
     for id in &done {
-        s.auth.audit.event("api_key_invalidated", json!({"api_key.id": id}));
+        s.auth
+            .audit
+            .event("api_key_invalidated", json!({"api_key.id": id}));
     }
     ok(json!({
         "invalidated_api_keys": done,
@@ -237,11 +250,17 @@ pub async fn put_user(
     b: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body = object_body(b)?;
-    let password = body.get("password").and_then(Value::as_str).map(String::from);
+    let password = body
+        .get("password")
+        .and_then(Value::as_str)
+        .map(String::from);
     let roles = strings(body.get("roles"), "roles")?.unwrap_or_default();
     let indices = strings(body.get("indices"), "indices")?;
     let enabled = body.get("enabled").and_then(Value::as_bool);
-    let full_name = body.get("full_name").and_then(Value::as_str).map(String::from);
+    let full_name = body
+        .get("full_name")
+        .and_then(Value::as_str)
+        .map(String::from);
     let email = body.get("email").and_then(Value::as_str).map(String::from);
     let created = s.auth.update(&s.store, |st| {
         let created = st.put_user(&name, password.as_deref(), roles, indices, now_millis())?;
@@ -259,7 +278,11 @@ pub async fn put_user(
         Ok(created)
     })?;
     s.auth.audit.event(
-        if created { "user_created" } else { "user_changed" },
+        if created {
+            "user_created"
+        } else {
+            "user_changed"
+        },
         json!({"user.target.name": name}),
     );
     ok(json!({"created": created}))
@@ -320,11 +343,18 @@ pub async fn delete_user(State(s): State<Shared>, Path(name): Path<String>) -> A
             "user [{name}] cannot delete itself"
         ))));
     }
-    let found = s.auth.update(&s.store, |st| Ok(st.users.remove(&name).is_some()))?;
+    let found = s
+        .auth
+        .update(&s.store, |st| Ok(st.users.remove(&name).is_some()))?;
     if found {
-        s.auth.audit.event("user_deleted", json!({"user.target.name": name}));
+        s.auth
+            .audit
+            .event("user_deleted", json!({"user.target.name": name}));
     }
-    Ok(json_response(if found { 200 } else { 404 }, &json!({"found": found})))
+    Ok(json_response(
+        if found { 200 } else { 404 },
+        &json!({"found": found}),
+    ))
 }
 
 /// `PUT|POST /_security/role/{name}`: Elasticsearch's role descriptor (`cluster`,
@@ -345,7 +375,10 @@ pub async fn put_role(
         // Keys Elasticsearch accepts that Cairn does not enforce are refused rather
         // than silently ignored: a role that looks restrictive must be.
         for k in obj.keys() {
-            if !matches!(k.as_str(), "cluster" | "indices" | "metadata" | "description") {
+            if !matches!(
+                k.as_str(),
+                "cluster" | "indices" | "metadata" | "description"
+            ) {
                 return Err(ApiError(EsError::parsing(format!(
                     "failed to parse role [{name}]: field [{k}] is not supported by Cairn (supported: cluster, indices)"
                 ))));
@@ -354,12 +387,17 @@ pub async fn put_role(
         obj.remove("metadata");
         obj.remove("description");
     }
-    let role: RoleDescriptor = serde_json::from_value(body)
-        .map_err(|e| ApiError(EsError::parsing(format!("failed to parse role [{name}]: {e}"))))?;
+    let role: RoleDescriptor = serde_json::from_value(body).map_err(|e| {
+        ApiError(EsError::parsing(format!(
+            "failed to parse role [{name}]: {e}"
+        )))
+    })?;
     let created = s.auth.update(&s.store, |st| {
         Ok(st.roles.insert(name.clone(), role).is_none())
     })?;
-    s.auth.audit.event("role_changed", json!({"role.name": name}));
+    s.auth
+        .audit
+        .event("role_changed", json!({"role.name": name}));
     ok(json!({"role": {"created": created}}))
 }
 
@@ -375,7 +413,11 @@ pub async fn get_roles(State(s): State<Shared>, name: Option<Path<String>>) -> A
     for (n, r, reserved) in builtins.chain(custom) {
         if wanted.as_ref().is_none_or(|w| w.contains(&n)) {
             let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
-            v["metadata"] = if reserved { json!({"_reserved": true}) } else { json!({}) };
+            v["metadata"] = if reserved {
+                json!({"_reserved": true})
+            } else {
+                json!({})
+            };
             out.insert(n, v);
         }
     }
@@ -386,11 +428,18 @@ pub async fn get_roles(State(s): State<Shared>, name: Option<Path<String>>) -> A
 }
 
 pub async fn delete_role(State(s): State<Shared>, Path(name): Path<String>) -> ApiResult {
-    let found = s.auth.update(&s.store, |st| Ok(st.roles.remove(&name).is_some()))?;
+    let found = s
+        .auth
+        .update(&s.store, |st| Ok(st.roles.remove(&name).is_some()))?;
     if found {
-        s.auth.audit.event("role_deleted", json!({"role.name": name}));
+        s.auth
+            .audit
+            .event("role_deleted", json!({"role.name": name}));
     }
-    Ok(json_response(if found { 200 } else { 404 }, &json!({"found": found})))
+    Ok(json_response(
+        if found { 200 } else { 404 },
+        &json!({"found": found}),
+    ))
 }
 
 // ---------------------------------------------------------------------------------
@@ -412,14 +461,22 @@ fn session_body(s: &Shared, p: &Principal, csrf: Option<&str>) -> Value {
 /// sets its cookie (HttpOnly, SameSite=Strict, Secure under TLS).
 pub async fn login(State(s): State<Shared>, b: Result<Bytes, BytesRejection>) -> ApiResult {
     let body = object_body(b)?;
-    let user = body.get("username").and_then(Value::as_str).unwrap_or_default();
-    let pass = body.get("password").and_then(Value::as_str).unwrap_or_default();
+    let user = body
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let pass = body
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if !s.auth.enabled() {
         return ok(session_body(&s, &Principal::anonymous(), None));
     }
     let p = s.auth.password_login(user, pass)?;
     let (sid, csrf) = s.auth.open_session(&p.username);
-    s.auth.audit.event("login", json!({"user.name": p.username}));
+    s.auth
+        .audit
+        .event("login", json!({"user.name": p.username}));
     let mut r = json_response(200, &session_body(&s, &p, Some(&csrf)));
     if let Ok(v) = HeaderValue::from_str(&s.auth.session_cookie(&sid)) {
         r.headers_mut().insert(header::SET_COOKIE, v);

@@ -459,9 +459,8 @@ impl Store {
             .data_streams
             .keys()
             .filter(|n| {
-                pats.iter().any(|p| {
-                    wildcard_match(p, n) && (!p.contains('*') || self.visible(n))
-                })
+                pats.iter()
+                    .any(|p| wildcard_match(p, n) && (!p.contains('*') || self.visible(n)))
             })
             .cloned()
             .collect()

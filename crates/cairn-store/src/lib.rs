@@ -556,7 +556,11 @@ pub fn edit_extension_offline<R>(
     preflight(data_dir)?;
     let meta_dir = data_dir.join("meta");
     let (metastore, mut state) = MetaStore::open(&meta_dir).map_err(io_err(&meta_dir))?;
-    let mut value = state.extensions.get(section).cloned().unwrap_or(Value::Null);
+    let mut value = state
+        .extensions
+        .get(section)
+        .cloned()
+        .unwrap_or(Value::Null);
     let out = edit(&mut value);
     state.extensions.insert(section.to_string(), value);
     metastore.save(&state).map_err(io_err(&meta_dir))?;

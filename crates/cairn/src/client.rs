@@ -55,7 +55,8 @@ impl ClientAuth {
         }
         if let Some(a) = self.authorization() {
             let mut headers = HeaderMap::new();
-            let mut v = HeaderValue::from_str(&a).context("invalid characters in the credentials")?;
+            let mut v =
+                HeaderValue::from_str(&a).context("invalid characters in the credentials")?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
             b = b.default_headers(headers);

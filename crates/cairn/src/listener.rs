@@ -123,8 +123,16 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    serve_tls(acceptor, tcp, peer, builder, service, watcher, header_read_timeout)
-                        .await
+                    serve_tls(
+                        acceptor,
+                        tcp,
+                        peer,
+                        builder,
+                        service,
+                        watcher,
+                        header_read_timeout,
+                    )
+                    .await
                 });
             }
         }

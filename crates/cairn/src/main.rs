@@ -19,8 +19,8 @@ mod alert_cmd;
 mod client;
 mod import;
 mod listener;
-mod security_cmd;
 mod query;
+mod security_cmd;
 
 // mimalloc returns freed memory to the OS and fragments less than glibc's malloc under
 // many concurrent bulk requests (measured in bench/RESULTS.md).
@@ -401,13 +401,14 @@ fn serve(args: ServeArgs) -> Result<()> {
             ),
         });
         cairn_server::spawn_background(state.clone());
-        let alert_engine = match cairn_server::alerting::start(state.clone(), args.rules_dir.clone()).await {
-            Ok(e) => Some(e),
-            Err(e) => {
-                tracing::error!(error = %e, "the alert engine could not start");
-                None
-            }
-        };
+        let alert_engine =
+            match cairn_server::alerting::start(state.clone(), args.rules_dir.clone()).await {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    tracing::error!(error = %e, "the alert engine could not start");
+                    None
+                }
+            };
         let app = cairn_server::router(state);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -418,7 +419,8 @@ fn serve(args: ServeArgs) -> Result<()> {
             auth = auth_on,
             "cairn is listening"
         );
-        let served = listener::serve(listener, app, tls, header_read_timeout, shutdown_signal()).await;
+        let served =
+            listener::serve(listener, app, tls, header_read_timeout, shutdown_signal()).await;
         if let Some(e) = alert_engine {
             e.shutdown().await;
         }
@@ -436,9 +438,15 @@ fn serve(args: ServeArgs) -> Result<()> {
 fn bootstrap_security(store: &Store, auth_on: bool) -> Result<cairn_server::auth::SecurityState> {
     use cairn_server::auth::{SecurityState, SECTION};
     let mut meta = store.meta();
-    let mut st = SecurityState::load(meta.extensions.get(SECTION).unwrap_or(&serde_json::Value::Null))
-        .map_err(|e| anyhow::anyhow!(e.reason))?;
-    let env_pw = std::env::var("CAIRN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    let mut st = SecurityState::load(
+        meta.extensions
+            .get(SECTION)
+            .unwrap_or(&serde_json::Value::Null),
+    )
+    .map_err(|e| anyhow::anyhow!(e.reason))?;
+    let env_pw = std::env::var("CAIRN_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
     if !st.users.is_empty() {
         if env_pw.is_some() {
             tracing::info!("CAIRN_ADMIN_PASSWORD is ignored: this data dir already has users (change passwords with `cairn users passwd`)");
@@ -455,7 +463,9 @@ fn bootstrap_security(store: &Store, auth_on: bool) -> Result<cairn_server::auth
     st.put_user("admin", Some(&pw), vec!["admin".into()], None, 0)
         .map_err(|e| anyhow::anyhow!("CAIRN_ADMIN_PASSWORD: {}", e.reason))?;
     meta.extensions.insert(SECTION.into(), st.to_value());
-    store.save_meta(&meta).map_err(|e| anyhow::anyhow!(e.reason))?;
+    store
+        .save_meta(&meta)
+        .map_err(|e| anyhow::anyhow!(e.reason))?;
     if generated {
         eprintln!("\n  Cairn created the built-in user [admin] with the password:\n\n    {pw}\n\n  It is shown only this once. Change it with `cairn users passwd admin`.\n");
     } else {

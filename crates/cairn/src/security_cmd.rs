@@ -91,7 +91,10 @@ fn now_millis() -> i64 {
 }
 
 fn offline<R>(t: &Target, f: impl FnOnce(&mut SecurityState) -> Result<R>) -> Result<R> {
-    let dir = t.data_dir.clone().unwrap_or_else(|| PathBuf::from("cairn-data"));
+    let dir = t
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("cairn-data"));
     let out = cairn_store::edit_extension_offline(&dir, SECTION, |v| -> Result<R> {
         let mut st = SecurityState::load(v).map_err(|e| anyhow::anyhow!(e.reason))?;
         let r = f(&mut st)?;
@@ -120,7 +123,9 @@ impl Online {
     fn new(t: &Target, base: &str) -> Result<Online> {
         Ok(Online {
             base: base.trim_end_matches('/').to_string(),
-            client: t.client.blocking_client(std::time::Duration::from_secs(60))?,
+            client: t
+                .client
+                .blocking_client(std::time::Duration::from_secs(60))?,
         })
     }
 
@@ -129,7 +134,9 @@ impl Online {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().with_context(|| format!("cannot reach {}", self.base))?;
+        let resp = req
+            .send()
+            .with_context(|| format!("cannot reach {}", self.base))?;
         let status = resp.status();
         let v: Value = resp.json().unwrap_or(Value::Null);
         if !status.is_success() {
@@ -153,7 +160,15 @@ fn password_or_generate(p: Option<String>) -> (String, bool) {
 
 pub fn users(t: Target, cmd: UsersCmd) -> Result<()> {
     match (&t.server, cmd) {
-        (None, UsersCmd::Add { name, roles, indices, password }) => {
+        (
+            None,
+            UsersCmd::Add {
+                name,
+                roles,
+                indices,
+                password,
+            },
+        ) => {
             let (pw, generated) = password_or_generate(password);
             let lim = (!indices.is_empty()).then_some(indices);
             let created = offline(&t, |st| {
@@ -162,7 +177,15 @@ pub fn users(t: Target, cmd: UsersCmd) -> Result<()> {
             })?;
             report_user(&name, created, generated.then_some(&pw));
         }
-        (Some(url), UsersCmd::Add { name, roles, indices, password }) => {
+        (
+            Some(url),
+            UsersCmd::Add {
+                name,
+                roles,
+                indices,
+                password,
+            },
+        ) => {
             let (pw, generated) = password_or_generate(password);
             let mut body = json!({"password": pw, "roles": roles});
             if !indices.is_empty() {
@@ -178,7 +201,8 @@ pub fn users(t: Target, cmd: UsersCmd) -> Result<()> {
         (None, UsersCmd::Passwd { name, password }) => {
             let (pw, generated) = password_or_generate(password);
             offline(&t, |st| {
-                st.set_password(&name, &pw).map_err(|e| anyhow::anyhow!(e.reason))
+                st.set_password(&name, &pw)
+                    .map_err(|e| anyhow::anyhow!(e.reason))
             })?;
             println!("password of user [{name}] changed");
             if generated {
@@ -221,7 +245,8 @@ pub fn users(t: Target, cmd: UsersCmd) -> Result<()> {
         (Some(url), UsersCmd::List) => {
             let v = Online::new(&t, url)?.call(reqwest::Method::GET, "/_security/user", None)?;
             for (n, u) in v.as_object().into_iter().flatten() {
-                let roles: Vec<String> = serde_json::from_value(u["roles"].clone()).unwrap_or_default();
+                let roles: Vec<String> =
+                    serde_json::from_value(u["roles"].clone()).unwrap_or_default();
                 let idx: Option<Vec<String>> = serde_json::from_value(u["indices"].clone()).ok();
                 print_user(n, &roles, idx.as_deref(), u["enabled"] != false);
             }
@@ -251,7 +276,12 @@ fn print_user(name: &str, roles: &[String], indices: Option<&[String]>, enabled:
 
 pub fn api_keys(t: Target, cmd: ApiKeyCmd) -> Result<()> {
     match cmd {
-        ApiKeyCmd::Create { name, roles, indices, expires } => {
+        ApiKeyCmd::Create {
+            name,
+            roles,
+            indices,
+            expires,
+        } => {
             let indices = (!indices.is_empty()).then_some(indices);
             let (id, secret) = match &t.server {
                 None => {
@@ -288,7 +318,8 @@ pub fn api_keys(t: Target, cmd: ApiKeyCmd) -> Result<()> {
                     )
                 }
             };
-            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
             println!("id:      {id}");
             println!("api_key: {secret}");
             println!("encoded: {encoded}");
@@ -306,20 +337,40 @@ pub fn api_keys(t: Target, cmd: ApiKeyCmd) -> Result<()> {
                         })
                         .collect())
                 })?,
-                Some(url) => Online::new(&t, url)?
-                    .call(reqwest::Method::GET, "/_security/api_key", None)?["api_keys"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
+                Some(url) => {
+                    Online::new(&t, url)?.call(reqwest::Method::GET, "/_security/api_key", None)?
+                        ["api_keys"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                }
             };
             for k in keys {
                 println!(
                     "{}\t{}\troles={}\tindices={}\t{}",
                     k["id"].as_str().unwrap_or_default(),
                     k["name"].as_str().unwrap_or_default(),
-                    k["roles"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default(),
-                    k["indices"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_else(|| "*".into()),
-                    if k["invalidated"] == true { "revoked" } else { "active" }
+                    k["roles"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(","))
+                        .unwrap_or_default(),
+                    k["indices"]
+                        .as_array()
+                        .map(|a| a
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(","))
+                        .unwrap_or_else(|| "*".into()),
+                    if k["invalidated"] == true {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
                 );
             }
         }
@@ -327,7 +378,11 @@ pub fn api_keys(t: Target, cmd: ApiKeyCmd) -> Result<()> {
             match &t.server {
                 None => {
                     let found = offline(&t, |st| {
-                        Ok(st.api_keys.get_mut(&id).map(|k| k.invalidated = true).is_some())
+                        Ok(st
+                            .api_keys
+                            .get_mut(&id)
+                            .map(|k| k.invalidated = true)
+                            .is_some())
                     })?;
                     if !found {
                         bail!("API key [{id}] not found");
@@ -339,8 +394,12 @@ pub fn api_keys(t: Target, cmd: ApiKeyCmd) -> Result<()> {
                         "/_security/api_key",
                         Some(json!({"ids": [id]})),
                     )?;
-                    if v["invalidated_api_keys"].as_array().is_none_or(|a| a.is_empty())
-                        && v["previously_invalidated_api_keys"].as_array().is_none_or(|a| a.is_empty())
+                    if v["invalidated_api_keys"]
+                        .as_array()
+                        .is_none_or(|a| a.is_empty())
+                        && v["previously_invalidated_api_keys"]
+                            .as_array()
+                            .is_none_or(|a| a.is_empty())
                     {
                         bail!("API key [{id}] not found");
                     }
@@ -359,7 +418,10 @@ pub fn cert(cmd: CertCmd) -> Result<()> {
     write(&out.join("ca.crt"), &ca_pem, 0o644)?;
     write(&out.join("server.crt"), &cert_pem, 0o644)?;
     write(&out.join("server.key"), &key_pem, 0o600)?;
-    println!("wrote {0}/ca.crt, {0}/server.crt and {0}/server.key", out.display());
+    println!(
+        "wrote {0}/ca.crt, {0}/server.crt and {0}/server.key",
+        out.display()
+    );
     println!(
         "start:  cairn serve --tls-cert {0}/server.crt --tls-key {0}/server.key ...",
         out.display()
@@ -369,8 +431,8 @@ pub fn cert(cmd: CertCmd) -> Result<()> {
 }
 
 fn write(path: &Path, data: &str, mode: u32) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -387,16 +449,20 @@ pub fn self_signed(hosts: &[String]) -> Result<(String, String, String)> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
     let ca_key = KeyPair::generate().context("generating the CA key")?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name.push(DnType::CommonName, "Cairn self-signed CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "Cairn self-signed CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key).context("signing the CA")?;
     let issuer = rcgen::Issuer::new(ca, ca_key);
     let key = KeyPair::generate().context("generating the server key")?;
     let mut params = CertificateParams::new(hosts.to_vec()).context("invalid --host")?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, hosts.first().cloned().unwrap_or_default());
-    let cert = params.signed_by(&key, &issuer).context("signing the server certificate")?;
+    params.distinguished_name.push(
+        DnType::CommonName,
+        hosts.first().cloned().unwrap_or_default(),
+    );
+    let cert = params
+        .signed_by(&key, &issuer)
+        .context("signing the server certificate")?;
     Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
 }
