@@ -110,13 +110,7 @@ impl SearchBackend for HttpBackend {
                 .bytes()
                 .await
                 .map_err(|e| AlertError::Transport(e.to_string()))?;
-            let v = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-            };
-            Ok((status, v))
+            Ok((status, body_value(&bytes)))
         })
     }
 }
@@ -277,5 +271,16 @@ impl<'a> Es<'a> {
                 reason: reason(&v),
             }),
         }
+    }
+}
+
+/// A response body as JSON: `null` when empty, the text as a string when it is not
+/// JSON (an error page from a proxy), so callers can report it.
+pub fn body_value(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
     }
 }

@@ -76,13 +76,7 @@ impl SearchBackend for InProcessBackend {
             let bytes = axum::body::to_bytes(resp.into_body(), MAX_RESPONSE_BYTES)
                 .await
                 .map_err(|e| AlertError::Transport(e.to_string()))?;
-            let v = if bytes.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&bytes)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-            };
-            Ok((status, v))
+            Ok((status, cairn_alert::backend::body_value(&bytes)))
         })
     }
 }
