@@ -569,3 +569,51 @@ def test_email_alerts_over_starttls_verify_the_relay(cairn_factory, tmp_path, tl
         assert not any("untrusted relay" in m for _, m in got)
     finally:
         ctl.stop()
+
+
+def test_agent_ships_over_tls_with_an_api_key(cairn_factory, tls_dir, tmp_path):
+    """The agent's elasticsearch sink verifies the server against a custom CA and
+    authenticates with an API key; without the CA it refuses the server and delivers
+    nothing (the lines wait in its buffer)."""
+    from conftest import wait_for
+    from test_agent import Agent, append, es_sink, file_source
+
+    agents: list = []
+
+    ca = str(tls_dir / "ca.crt")
+    srv = cairn_factory(
+        extra_args=["--auth", "--tls-cert", str(tls_dir / "server.crt"), "--tls-key", str(tls_dir / "server.key")],
+        env={"CAIRN_ADMIN_PASSWORD": ADMIN_PW},
+        tls_ca=tls_dir / "ca.crt",
+    )
+    adm = basic("admin", ADMIN_PW)
+    key = requests.post(srv.url + "/_security/api_key", json={"name": "agent", "roles": ["writer"], "indices": ["logs-*"]},
+                        headers=adm, verify=ca, timeout=30).json()["encoded"]
+    log = tmp_path / "app.log"
+    append(log, [f"tls line {i}" for i in range(50)])
+
+    def agent(name, tls):
+        d = tmp_path / name
+        d.mkdir()
+        cfg = {"data_dir": str(d / "data"), "sources": {"app": file_source(str(log))},
+               "sinks": {"store": es_sink(srv.url, f"logs-{name}", auth={"api_key": key}, tls=tls)}}
+        a = Agent(cfg, d, f"tls-{name}").start()
+        agents.append(a)
+        return a
+
+    good = agent("trusted", {"ca_file": ca})
+    bad = agent("untrusted", {})
+
+    def count(index):
+        requests.post(srv.url + f"/{index}/_refresh", headers=adm, verify=ca, timeout=30)
+        r = requests.get(srv.url + f"/{index}/_count", headers=adm, verify=ca, timeout=30)
+        return r.json().get("count", 0) if r.status_code == 200 else 0
+
+    try:
+        wait_for(lambda: good.assert_alive() or count("logs-trusted") == 50, 60, 0.2, "50 lines over TLS")
+        bad.assert_alive()
+        assert count("logs-untrusted") == 0
+        assert "certificate" in bad.log_tail(200).lower(), bad.log_tail()
+    finally:
+        for a in agents:
+            a.stop()
