@@ -116,6 +116,8 @@ MATRIX = [
     ("GET", "/_security/user", None, dict(admin=200, writer=403, key=403, reader=403, lreader=403, alerter=403, none=401)),
     ("PUT", "/_security/role/r1", {"cluster": [], "indices": [{"names": ["x-*"], "privileges": ["read"]}]}, dict(admin=200, writer=403, key=403, reader=403, lreader=403, alerter=403, none=401)),
     ("GET", "/_security/_authenticate", None, dict(admin=200, writer=200, key=200, reader=200, lreader=200, alerter=200, none=401)),
+    # probes: up or not, nothing more, without credentials
+    ("GET", "/_cairn/health", None, dict(admin=200, writer=200, key=200, reader=200, lreader=200, alerter=200, none=200)),
     # metrics and maintenance
     ("GET", "/_cairn/metrics", None, dict(admin=200, writer=200, key=200, reader=200, lreader=200, alerter=200, none=401)),
     ("POST", "/_cairn/retention/_run", None, dict(admin=200, writer=403, key=403, reader=403, lreader=403, alerter=403, none=401)),

@@ -1101,6 +1101,7 @@ pub fn classify(method: &Method, path: &str, query: &str) -> Need {
                 _ => Need::Authenticated,
             },
             "metrics" => Need::Cluster("monitor", "cluster:monitor/prometheus"),
+            "health" => Need::Public,
             "alerting" => {
                 if read_only {
                     Need::Cluster("read_alerting", "cluster:cairn/alerting/read")

@@ -275,6 +275,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_cat/count", get(cat::count_all))
         .route("/_cat/count/{index}", get(cat::count_for))
         .route("/_cairn/metrics", get(admin::metrics))
+        .route("/_cairn/health", get(health).head(health))
         .merge(alerting::routes())
         .route("/_cairn/retention/_run", post(admin::run_retention))
         .route("/ui", get(ui::redirect_root))
@@ -362,4 +363,10 @@ pub fn spawn_background(state: Shared) {
 /// with Elasticsearch's error for a bad value (shared with the CLI).
 pub fn security_expiration(v: Option<&str>) -> Result<Option<i64>, cairn_core::EsError> {
     security_api::expiration_millis(v.map(|s| serde_json::Value::String(s.to_string())).as_ref())
+}
+
+/// `GET /_cairn/health`: whether the server is up, without credentials (for load
+/// balancer and Kubernetes probes; it says nothing about the data).
+async fn health() -> axum::response::Response {
+    http::json_response(200, &serde_json::json!({"status": "ok"}))
 }
