@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--raw", required=True, help="the raw corpus file (for ripgrep and the needle)")
     ap.add_argument("--pid", type=int)
     ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--corpus", choices=["generated", "access"], default="generated",
+                    help="generated JSON app logs (bench/run-search.sh) or real web access logs imported by cairn import (bench/search-samples.sh)")
     a = ap.parse_args()
     u = urllib.parse.urlparse(a.server)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
@@ -48,6 +50,9 @@ def main():
             raise SystemExit(f"HTTP {r.status}: {payload[:500]!r} for {data}")
         return json.loads(payload)
 
+    if a.corpus == "access":
+        queries, needle, size = access_queries(a.raw)
+        return run(a, search, queries, needle, size)
     # A needle: a trace id that occurs once, from the middle of the corpus.
     with open(a.raw, "rb") as f:
         f.seek(0, 2)
@@ -70,6 +75,28 @@ def main():
         ("cardinality of user.id", {"size": 0, "aggs": {"c": {"cardinality": {"field": "user.id"}}}}),
         ("KQL as typed in a UI", {"query": {"kql": {"query": "service.name:checkout-service and log.level:(error or warn) and not http.response.status_code:200"}}, "sort": [{"@timestamp": "desc"}], "size": 50}),
     ]
+    run(a, search, queries, needle, size)
+
+
+def access_queries(raw: str):
+    """Queries over real access logs parsed with ECS names (source.ip,
+    http.response.status_code, ...): the same shapes as the generated corpus's."""
+    with open(raw, "rb") as f:
+        data = f.read()
+    lines = data.splitlines()
+    needle = lines[len(lines) // 2].split(b" ", 1)[0].decode()
+    queries = [
+        ("needle term (source.ip)", {"query": {"term": {"source.ip": needle}}}),
+        ("last 100 matching a term, newest first", {"query": {"term": {"http.response.status_code": 404}}, "sort": [{"@timestamp": "desc"}], "size": 100}),
+        ("24 h date_histogram at 1 m", {"size": 0, "query": {"range": {"@timestamp": {"gte": "now-24h"}}}, "aggs": {"h": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1m"}}}}),
+        ("terms top-10 on source.ip", {"size": 0, "aggs": {"t": {"terms": {"field": "source.ip", "size": 10}}}}),
+        ("cardinality of source.ip", {"size": 0, "aggs": {"c": {"cardinality": {"field": "source.ip"}}}}),
+        ("KQL as typed in a UI", {"query": {"kql": {"query": "http.request.method:GET and http.response.status_code >= 400 and not url.original:*.png"}}, "sort": [{"@timestamp": "desc"}], "size": 50}),
+    ]
+    return queries, needle, len(data)
+
+
+def run(a, search, queries, needle, size):
     rows = []
     peak = {}
     for name, body in queries:

@@ -424,6 +424,19 @@ flow('alert-rules', async (page, base) => {
   await page.fill('#rule-yaml', yaml);
   await page.click('#validate-rule');
   await page.waitForSelector('#rule-result >> text=Valid: "UI errors", a frequency rule.');
+  // "Test on the last N hours": a dry run by the server over the sample's days; its
+  // document count must equal what a plain _count of the same filter says.
+  const expected = await page.evaluate(async () => {
+    const r = await fetch('/logs-apache/_count', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Cairn-UI': '1' },
+      body: JSON.stringify({ query: { bool: { filter: [{ range: { '@timestamp': { gte: 'now-96h' } } }, { query_string: { query: 'http.response.status_code:[500 TO 599]' } }] } } }) });
+    return (await r.json()).count;
+  });
+  await page.fill('#test-hours', '96');
+  await page.click('#test-rule');
+  await page.waitForSelector('#test-summary');
+  const summary = await page.textContent('#test-summary');
+  assert.match(summary, /matching documents in logs-apache, [\d,]+ matches, [\d,]+ alerts? would have been sent/);
+  assert.equal(Number(summary.split(' ')[0].replace(/,/g, '')), expected);
   await page.click('#save-rule');
   await page.waitForURL(/\/ui\/alerts$/);
   const row = page.locator('#rules-table tr[data-rule="ui-errors"]');

@@ -132,6 +132,24 @@ async function editor(root, id) {
       return false;
     }
   };
+  // "Test on the last N hours": the server dry-runs the unsaved rule with the
+  // caller's privileges and answers with the alerts it would have sent.
+  const hours = h('input', { id: 'test-hours', type: 'number', min: '1', max: '8784', value: '24', style: { width: '5em' } });
+  const test = async () => {
+    if (!(await validate())) return;
+    clear(result).append(h('p', { class: 'muted' }, `Running the rule over the last ${hours.value} hours…`));
+    try {
+      const r = await api(`${RULES}/_test?hours=${encodeURIComponent(hours.value)}`, { method: 'POST', body: { yaml: text.value } });
+      clear(result).append(
+        h('p', { id: 'test-summary' }, `${fmtNumber(r.hits)} matching documents in ${r.index}, ${fmtNumber(r.matches)} matches, ${fmtNumber(r.alerts.length)} alert${r.alerts.length === 1 ? '' : 's'} would have been sent.`),
+        r.warnings.length ? h('ul', { class: 'warnings' }, r.warnings.map(w => h('li', {}, w))) : null,
+        r.alerts.slice(0, 20).map(a => h('details', { class: 'test-alert' },
+          h('summary', {}, `${fmtTime(Date.parse(a.match_time))} · ${a.subject}`),
+          h('pre', {}, a.body))));
+    } catch (e) {
+      clear(result).append(errorBox('The test run failed', e));
+    }
+  };
   const save = async () => {
     if (!(await validate())) return;
     try {
@@ -152,6 +170,7 @@ async function editor(root, id) {
     text,
     h('div', { class: 'dialog-buttons', style: { justifyContent: 'flex-start' } },
       h('button', { id: 'validate-rule', onclick: validate }, 'Validate'),
+      h('button', { id: 'test-rule', onclick: test }, 'Test on the last'), hours, h('span', { class: 'muted' }, 'hours'),
       h('button', { class: 'primary', id: 'save-rule', onclick: save, disabled: !!(rule && rule.source && rule.source.file) }, 'Save')),
     result, isNew ? null : [h('h2', {}, 'History'), history]));
   if (!isNew) {

@@ -669,6 +669,16 @@ impl Engine {
     }
 
     /// Validates rule YAML without saving it.
+    /// Dry-runs an unsaved rule over the last `hours` with `owner`'s privileges: what it
+    /// would have sent (nothing is sent, no state is written). The UI's rule preview.
+    pub async fn dry_run(&self, rule: &Rule, owner: &str, hours: f64) -> Result<Value> {
+        let end = self.clock.now();
+        let start = end - (hours * 3_600e6) as i64;
+        let es = Es::new(self.backend.as_ref(), owner);
+        let run = crate::preview::dry_run(es, rule, start, end).await?;
+        Ok(run.to_json(rule))
+    }
+
     pub fn validate(&self, id: &str, yaml: &str) -> Result<Rule> {
         let globals = self.globals.lock().clone();
         config::parse_rule(id, yaml, self.cfg.rules_dir.as_deref(), &globals)

@@ -23,6 +23,7 @@ pub mod cron;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod preview;
 pub mod ruletypes;
 pub mod runner;
 pub mod state;

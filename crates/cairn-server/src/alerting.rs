@@ -106,6 +106,7 @@ pub fn routes() -> Router<Shared> {
     Router::new()
         .route("/_cairn/alerting/rules", get(list_rules).post(create_rule))
         .route("/_cairn/alerting/rules/_validate", post(validate_rule))
+        .route("/_cairn/alerting/rules/_test", post(test_rule))
         .route(
             "/_cairn/alerting/rules/{id}",
             get(get_rule).put(put_rule).delete(delete_rule),
@@ -279,6 +280,36 @@ async fn validate_rule(body: Bytes) -> ApiResult {
         }
         Err(other) => Err(alert_err(other)),
     }
+}
+
+/// `POST /_cairn/alerting/rules/_test?hours=N` with a rule (as for `_validate`): what
+/// it would have sent over the last N hours (default 24), run with the caller's
+/// privileges; nothing is sent or saved.
+async fn test_rule(
+    Query(p): Query<std::collections::HashMap<String, String>>,
+    body: Bytes,
+) -> ApiResult {
+    let e = engine()?;
+    let (id, yaml) = rule_text(&body)?;
+    let hours = match p.get("hours") {
+        None => 24.0,
+        Some(h) => match h.parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= 24.0 * 366.0 => v,
+            _ => {
+                return Err(ApiError(EsError::illegal_argument(format!(
+                    "[hours] must be a number of hours between 0 and 8784, found [{h}]"
+                ))))
+            }
+        },
+    };
+    let rule = e
+        .validate(id.as_deref().unwrap_or("preview"), &yaml)
+        .map_err(alert_err)?;
+    let out = e
+        .dry_run(&rule, &current_user(), hours)
+        .await
+        .map_err(alert_err)?;
+    Ok(json_response(200, &out))
 }
 
 fn not_found(id: &str) -> ApiError {
