@@ -486,6 +486,23 @@ def test_slowloris_is_cut_off_and_others_are_served(cairn_factory):
     assert requests.get(s.u("/"), timeout=LIVENESS).status_code == 200
 
 
+def test_stalled_body_is_cut_off_and_frees_its_slot(cairn_factory):
+    """A search or bulk that sends its headers and stalls its body holds a running
+    slot: --body-read-timeout bounds that, with a 408, and the slot serves others."""
+    s = cairn_factory(extra_args=["--body-read-timeout", "2s", "--max-concurrent-searches", "1", "--search-queue-size", "0"])
+    stalled = _open_stalled_search(s)
+    try:
+        t0 = time.monotonic()
+        status = _read_status(stalled)
+        assert status == 408, status
+        assert time.monotonic() - t0 < LIVENESS
+    finally:
+        stalled.close()
+    # The slot is free again.
+    r = requests.post(s.u("/_search"), json={"query": {"match_all": {}}}, timeout=LIVENESS)
+    assert r.status_code == 200, r.text
+
+
 def test_zz_memory_stayed_bounded(srv):
     # Runs last in the module (pytest keeps file order): after the corpus, the server's
     # resident memory is far below the gigabyte it was offered.

@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// Default `timeout` of searches that do not give one (`None`: no limit).
     pub search_timeout: Option<Duration>,
+    /// How long an admitted search or bulk request may take to send its body.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             ingest_timeout: Duration::from_millis(100),
             header_read_timeout: Duration::from_secs(30),
             search_timeout: Some(Duration::from_secs(60)),
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }

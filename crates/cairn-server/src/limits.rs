@@ -169,6 +169,9 @@ impl Gate {
 pub struct Gates {
     pub search: Gate,
     pub bulk: Gate,
+    /// How long an admitted request may take to send its whole body.
+    body_read_timeout: std::time::Duration,
+    max_body_bytes: usize,
 }
 
 impl Gates {
@@ -186,6 +189,8 @@ impl Gates {
                 config.max_concurrent_bulk,
                 config.bulk_queue_size,
             ),
+            body_read_timeout: config.body_read_timeout,
+            max_body_bytes: config.max_body_bytes,
         }
     }
 
@@ -217,6 +222,48 @@ pub async fn admission(
         Ok(p) => p,
         Err(e) => return ApiError(e).into_response(),
     };
+    // A running slot is held while the body arrives: a client that stalls its body
+    // (the slow-body form of slowloris) would hold it for ever. Read the whole body
+    // within `--body-read-timeout` (the handlers buffer it anyway), else 408.
+    let (parts, body) = req.into_parts();
+    let bytes = match tokio::time::timeout(
+        gates.body_read_timeout,
+        axum::body::to_bytes(body, gates.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            let too_long = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let err = if too_long {
+                EsError::new(
+                    413,
+                    "content_too_long_exception",
+                    "request body is larger than the configured limit (--max-body-size)",
+                )
+            } else {
+                EsError::new(
+                    400,
+                    "parse_exception",
+                    format!("cannot read the request body: {e}"),
+                )
+            };
+            return ApiError(err).into_response();
+        }
+        Err(_) => {
+            return ApiError(EsError::new(
+                408,
+                "request_timeout_exception",
+                format!(
+                    "the request body did not arrive within {:?} (--body-read-timeout)",
+                    gates.body_read_timeout
+                ),
+            ))
+            .into_response()
+        }
+    };
+    let req = Request::from_parts(parts, Body::from(bytes));
     let gates2 = gates.clone();
     // The caller's authorization is task-local: carry it into the new task.
     let authz = crate::auth::Authz::current();

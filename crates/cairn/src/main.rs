@@ -162,6 +162,10 @@ struct ServeArgs {
     /// Default timeout of searches that give none, e.g. 60s (the default), or off.
     #[arg(long, env = "CAIRN_SEARCH_TIMEOUT")]
     search_timeout: Option<String>,
+    /// How long an admitted search or bulk request may take to send its body, e.g. 60s
+    /// (the default).
+    #[arg(long, env = "CAIRN_BODY_READ_TIMEOUT")]
+    body_read_timeout: Option<String>,
 }
 
 /// Settings from the TOML file.
@@ -195,6 +199,7 @@ struct FileConfig {
     ingest_timeout: Option<String>,
     header_read_timeout: Option<String>,
     search_timeout: Option<String>,
+    body_read_timeout: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<usize> {
@@ -310,6 +315,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(v) = pick!(header_read_timeout) {
         server.header_read_timeout = parse_dur(&v, "--header-read-timeout")?;
+    }
+    if let Some(v) = pick!(body_read_timeout) {
+        server.body_read_timeout = parse_dur(&v, "--body-read-timeout")?;
     }
     if let Some(v) = pick!(search_timeout) {
         server.search_timeout = match v.as_str() {
