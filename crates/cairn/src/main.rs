@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (Elasticsearch-compatible API, metrics).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Search from the terminal (KQL by default, or Lucene), table or JSON lines out.
     Query(query::QueryArgs),
     /// Alert rules: `cairn alert test RULE.yaml` dry-runs a rule over stored data.
@@ -500,7 +500,7 @@ async fn shutdown_signal() {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Query(args) => query::run(args),
         Command::Alert(args) => alert_cmd::run(args),
         Command::Import(args) => import::run(args),
