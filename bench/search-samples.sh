@@ -15,8 +15,8 @@ DATA="$OUT/search-samples-data"
 rm -rf "$DATA"
 PORT=$(target/release/cairn-bench free-port)
 # "now" at the newest sample line (the Apache sample ends 2015-05-20 21:05 UTC), so
-# "last 24 h" covers real data; the samples reach back to 1995, hence --max-past.
-CAIRN_NOW="2015-05-20T21:10:00Z" target/release/cairn serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --max-past 36500d >"$OUT/search-samples-server.log" 2>&1 &
+# "last 24 h" covers real data; the samples span 1995 to 2016, hence --max-past/--max-future.
+CAIRN_NOW="2015-05-20T21:10:00Z" target/release/cairn serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --max-past 36500d --max-future 36500d >"$OUT/search-samples-server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 target/release/cairn-bench wait-ready --server "http://127.0.0.1:$PORT"
