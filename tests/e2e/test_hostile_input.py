@@ -503,6 +503,16 @@ def test_stalled_body_is_cut_off_and_frees_its_slot(cairn_factory):
     assert r.status_code == 200, r.text
 
 
+def test_percent_before_a_multibyte_character_in_the_path(srv):
+    """Found by fuzzing the HTTP path: `%` followed by a multi-byte character in an index
+    expression used to panic the request's task."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=LIVENESS) as s:
+        s.sendall(b"GET /logge:hemp\xc6\x9fsec$l*%21N@D%2\xc6\x9fsec$/_search HTTP/1.1\r\nHost: x\r\n\r\n")
+        status = _read_status(s)
+    assert 200 <= status < 500, status
+    assert requests.get(srv.u("/"), timeout=LIVENESS).status_code == 200
+
+
 def test_zz_memory_stayed_bounded(srv):
     # Runs last in the module (pytest keeps file order): after the corpus, the server's
     # resident memory is far below the gigabyte it was offered.

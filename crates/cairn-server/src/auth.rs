@@ -1349,9 +1349,12 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // Hex digits are read as bytes: slicing the `str` could split a multi-byte
+        // character after the `%` (found by fuzzing the HTTP path).
+        let hex = |c: u8| (c as char).to_digit(16);
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            if let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((hi * 16 + lo) as u8);
                 i += 3;
                 continue;
             }
@@ -1460,6 +1463,18 @@ mod tests {
             classify(&Method::GET, "/_whatever", ""),
             Need::Cluster("all", _)
         ));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("logs%2Dapp,metrics%2a"), "logs-app,metrics*");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        // A `%` followed by a multi-byte character used to panic.
+        assert_eq!(
+            percent_decode("%2\u{19f}sec%\u{19f}"),
+            "%2\u{19f}sec%\u{19f}"
+        );
+        assert_eq!(percent_decode("caf%C3%A9"), "café");
     }
 
     #[test]
