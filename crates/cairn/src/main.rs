@@ -202,7 +202,8 @@ struct FileConfig {
     body_read_timeout: Option<String>,
 }
 
-fn parse_size(s: &str) -> Result<usize> {
+/// A size flag (`100mb`, `5mb`, `1gb`, plain bytes), shared by every subcommand.
+pub(crate) fn parse_size(s: &str) -> Result<usize> {
     let t = s.trim().to_ascii_lowercase();
     let split = t
         .find(|c: char| !c.is_ascii_digit() && c != '.')

@@ -125,22 +125,6 @@ struct Ctx {
     reasons: Mutex<Vec<String>>,
 }
 
-fn parse_size(s: &str) -> Result<usize> {
-    let t = s.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: f64 = n.parse().with_context(|| format!("invalid size [{s}]"))?;
-    let mult = match unit.trim() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1024.0,
-        "mb" | "m" => 1024.0 * 1024.0,
-        u => bail!("invalid size unit [{u}] in [{s}]: use b, kb or mb"),
-    };
-    Ok(((n * mult) as usize).max(1))
-}
-
 /// `7d`, `now-7d`, `now`, or an absolute date/time → epoch microseconds.
 fn parse_time(s: &str, flag: &str) -> Result<i64> {
     let t = s.trim();
@@ -626,7 +610,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
             bail!("--since must be before --until");
         }
     }
-    let batch_bytes = parse_size(&a.batch_size)?;
+    let batch_bytes = crate::parse_size(&a.batch_size)?;
     let state = if a.no_state {
         State::disabled()
     } else {
