@@ -513,6 +513,32 @@ def test_percent_before_a_multibyte_character_in_the_path(srv):
     assert requests.get(srv.u("/"), timeout=LIVENESS).status_code == 200
 
 
+def rss_anon_kib(pid: int) -> int:
+    m = re.search(r"^RssAnon:\s+(\d+)\s+kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    assert m
+    return int(m.group(1))
+
+
+def test_fuzzy_and_regex_over_hundreds_of_fields(srv):
+    """Found by fuzzing the HTTP path: an unqualified `q=term~` or `q=/regex/` expands to
+    every field, and each field used to build its own automaton (megabytes each): 1.1 GiB
+    and seconds for one request on an index with a few hundred fields. One automaton per
+    request now serves every field."""
+    doc = {"@timestamp": "2026-11-27T10:00:00Z", "message": "wide needle"}
+    # Long names: tantivy built each fuzzy DFA over the whole JSON path and value.
+    doc.update({f"field.with.a.rather.long.name.as.kubernetes.labels.have.{i:03}": "seahostbge" for i in range(400)})
+    r = post_bulk(srv, ndjson([{"index": {"_index": "wide"}}, doc]), params={"refresh": "true"})
+    assert not only_item(r).get("error"), r.text[:2000]
+    before = rss_anon_kib(srv.proc.pid)
+    for q in ["seahostbge~", "seahostbgx~2", "/seah.*bg[a-z]/", "sea*bge"]:
+        r = srv.get("/wide/_search", params={"q": q}, timeout=LIVENESS)
+        assert r.status_code == 200, r.text[:2000]
+        assert r.json()["hits"]["total"]["value"] == 1, (q, r.text[:2000])
+    grown = (rss_anon_kib(srv.proc.pid) - before) / 1024
+    assert grown < 256, f"RssAnon grew {grown:.0f} MiB over four queries"
+    still_serving(srv)
+
+
 def test_zz_memory_stayed_bounded(srv):
     # Runs last in the module (pytest keeps file order): after the corpus, the server's
     # resident memory is far below the gigabyte it was offered.

@@ -10,11 +10,12 @@ use cairn_store::schema::{json_path, Fields};
 use serde_json::Value;
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery,
-    ExistsQuery, FuzzyTermQuery, InvertedIndexRangeQuery, Occur, PhrasePrefixQuery, PhraseQuery,
-    Query as TQuery, RangeQuery, TermQuery, TermSetQuery,
+    ExistsQuery, InvertedIndexRangeQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query as TQuery,
+    RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{IndexRecordOption, Type};
 use tantivy::{DateTime, Term};
+use tantivy_fst::Automaton;
 
 /// Where a field's values live in the partition schema.
 #[derive(Debug, Clone, PartialEq)]
@@ -650,16 +651,18 @@ impl Compiler<'_> {
                 let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
                 let edits = fuzziness.edits_for(value.chars().count()).min(2);
                 for t in self.targets(field) {
-                    let term = match &t {
-                        Target::Text(p) => self.text_term(p, &value.to_lowercase()),
-                        Target::Exact(p, ty) if ty.storage() == StorageClass::Keyword => {
-                            let mut term = self.kw_term(p);
-                            term.append_type_and_str(value);
-                            term
+                    match &t {
+                        Target::Text(_) => parts.push(self.fuzzy_on(
+                            &t,
+                            &value.to_lowercase(),
+                            edits,
+                            *transpositions,
+                        )),
+                        Target::Exact(_, ty) if ty.storage() == StorageClass::Keyword => {
+                            parts.push(self.fuzzy_on(&t, value, edits, *transpositions))
                         }
                         _ => continue,
-                    };
-                    parts.push(Box::new(FuzzyTermQuery::new(term, edits, *transpositions)));
+                    }
                 }
                 boosted(any_of(parts), boost)
             }
@@ -785,25 +788,52 @@ impl Compiler<'_> {
         body: &str,
         case_insensitive: bool,
     ) -> Result<Box<dyn TQuery>, EsError> {
+        let Some((field, prefix)) = self.string_prefix(t) else {
+            return Ok(Box::new(EmptyQuery));
+        };
+        let ci = if case_insensitive { "(?i)" } else { "" };
+        let pattern = format!("{ci}(?:{body})");
+        let regex = shared(&REGEXES, &pattern, || compile_regex(&pattern))?;
+        Ok(Box::new(AutomatonQuery::new(field, prefix, regex)))
+    }
+
+    /// Terms of `t` within `edits` of `value` (a `fuzzy` query or a `match` with
+    /// `fuzziness`).
+    fn fuzzy_on(
+        &self,
+        t: &Target,
+        value: &str,
+        edits: u8,
+        transpositions: bool,
+    ) -> Box<dyn TQuery> {
+        let Some((field, prefix)) = self.string_prefix(t) else {
+            return Box::new(EmptyQuery);
+        };
+        let key = format!("{edits}{}{value}", if transpositions { 't' } else { 'n' });
+        let built: Result<_, std::convert::Infallible> = shared(&LEVENSHTEIN, &key, || {
+            Ok(Levenshtein(
+                levenshtein_builder(edits, transpositions).build_dfa(value),
+            ))
+        });
+        match built {
+            Ok(dfa) => Box::new(AutomatonQuery::new(field, prefix, dfa)),
+            Err(never) => match never {},
+        }
+    }
+
+    /// The field and term-dictionary prefix (JSON path and string type) of a target's
+    /// string terms.
+    fn string_prefix(&self, t: &Target) -> Option<(tantivy::schema::Field, Vec<u8>)> {
         let (field, mut term) = match t {
             Target::Text(p) => (
                 self.fields.text,
                 Term::from_field_json_path(self.fields.text, &json_path(p), false),
             ),
             Target::Exact(p, _) => (self.fields.kw, self.kw_term(p)),
-            _ => return Ok(Box::new(EmptyQuery)),
+            _ => return None,
         };
         term.append_type_and_str("");
-        let prefix = term.serialized_value_bytes().to_vec();
-        let prefix_str = String::from_utf8_lossy(&prefix);
-        let ci = if case_insensitive { "(?i)" } else { "" };
-        let full = format!("{}{ci}(?:{body})", regex_escape_bytes(&prefix_str));
-        let re = compile_regex(&full)?;
-        Ok(Box::new(PatternQuery {
-            field,
-            prefix,
-            regex: Arc::new(re),
-        }))
+        Some((field, term.serialized_value_bytes().to_vec()))
     }
 
     fn exact_on(&self, t: &Target, v: &Value) -> Result<Vec<Box<dyn TQuery>>, EsError> {
@@ -893,13 +923,12 @@ impl Compiler<'_> {
                         .iter()
                         .map(|tk| -> Box<dyn TQuery> {
                             match opts.fuzziness {
-                                Some(f) if f.edits_for(tk.chars().count()) > 0 => {
-                                    Box::new(FuzzyTermQuery::new(
-                                        self.text_term(p, tk),
-                                        f.edits_for(tk.chars().count()).min(2),
-                                        true,
-                                    ))
-                                }
+                                Some(f) if f.edits_for(tk.chars().count()) > 0 => self.fuzzy_on(
+                                    &t,
+                                    tk,
+                                    f.edits_for(tk.chars().count()).min(2),
+                                    true,
+                                ),
                                 _ => Box::new(TermQuery::new(
                                     self.text_term(p, tk),
                                     IndexRecordOption::WithFreqs,
@@ -968,39 +997,184 @@ pub fn regex_escape(s: &str) -> String {
     out
 }
 
-/// Escapes a term prefix that may hold control bytes (the JSON path separators).
-fn regex_escape_bytes(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if c.is_control() {
-            out.push_str(&format!("\\x{{{:x}}}", c as u32));
+/// Automata shared by every field and index a request targets, by pattern. A DFA can
+/// take megabytes (tantivy-fst allows 1,000 states of 256 transitions; a Levenshtein DFA
+/// at distance 2 is of that order too), and a pattern on an unqualified `q=` expands to
+/// every field of every index: built per field, one fuzzy term cost 1.1 GiB and four
+/// seconds on an index with a few hundred fields (found by fuzzing the HTTP path). The
+/// caches hold weak references, so an automaton lives exactly as long as the queries
+/// using it.
+type AutomatonCache<A> =
+    std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<A>>>>;
+static REGEXES: AutomatonCache<tantivy_fst::Regex> = std::sync::LazyLock::new(Default::default);
+static LEVENSHTEIN: AutomatonCache<Levenshtein> = std::sync::LazyLock::new(Default::default);
+
+fn shared<A, E>(
+    cache: &AutomatonCache<A>,
+    key: &str,
+    build: impl FnOnce() -> Result<A, E>,
+) -> Result<Arc<A>, E> {
+    let lock = || cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(a) = lock().get(key).and_then(std::sync::Weak::upgrade) {
+        return Ok(a);
+    }
+    let a = Arc::new(build()?);
+    let mut map = lock();
+    map.retain(|_, w| w.strong_count() > 0);
+    map.insert(key.to_owned(), Arc::downgrade(&a));
+    Ok(a)
+}
+
+/// One Levenshtein automaton builder per (distance, transpositions): building one takes
+/// a while, building DFAs from it is cheap.
+fn levenshtein_builder(
+    edits: u8,
+    transpositions: bool,
+) -> &'static levenshtein_automata::LevenshteinAutomatonBuilder {
+    static BUILDERS: [[std::sync::OnceLock<levenshtein_automata::LevenshteinAutomatonBuilder>; 2];
+        3] = [const { [const { std::sync::OnceLock::new() }; 2] }; 3];
+    let edits = edits.min(2);
+    BUILDERS[edits as usize][transpositions as usize].get_or_init(|| {
+        levenshtein_automata::LevenshteinAutomatonBuilder::new(edits, transpositions)
+    })
+}
+
+/// A Levenshtein DFA as a term automaton.
+struct Levenshtein(levenshtein_automata::DFA);
+
+impl std::fmt::Debug for Levenshtein {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Levenshtein")
+    }
+}
+
+impl Automaton for Levenshtein {
+    type State = u32;
+
+    fn start(&self) -> u32 {
+        self.0.initial_state()
+    }
+
+    fn is_match(&self, state: &u32) -> bool {
+        matches!(
+            self.0.distance(*state),
+            levenshtein_automata::Distance::Exact(_)
+        )
+    }
+
+    fn can_match(&self, state: &u32) -> bool {
+        *state != levenshtein_automata::SINK_STATE
+    }
+
+    fn accept(&self, state: &u32, byte: u8) -> u32 {
+        self.0.transition(*state, byte)
+    }
+}
+
+/// A term automaton: the literal bytes of a JSON path prefix, then a shared automaton.
+#[derive(Debug)]
+struct Prefixed<A> {
+    prefix: Box<[u8]>,
+    inner: Arc<A>,
+}
+
+#[derive(Clone, Debug)]
+enum PrefixedState<S> {
+    /// This many bytes of the prefix matched.
+    Prefix(usize),
+    Inner(S),
+    Dead,
+}
+
+impl<A: Automaton> Automaton for Prefixed<A> {
+    type State = PrefixedState<A::State>;
+
+    fn start(&self) -> Self::State {
+        if self.prefix.is_empty() {
+            PrefixedState::Inner(self.inner.start())
         } else {
-            out.push_str(&regex_escape(&c.to_string()));
+            PrefixedState::Prefix(0)
         }
     }
-    out
+
+    fn is_match(&self, state: &Self::State) -> bool {
+        match state {
+            PrefixedState::Inner(s) => self.inner.is_match(s),
+            _ => false,
+        }
+    }
+
+    fn can_match(&self, state: &Self::State) -> bool {
+        match state {
+            PrefixedState::Prefix(_) => true,
+            PrefixedState::Inner(s) => self.inner.can_match(s),
+            PrefixedState::Dead => false,
+        }
+    }
+
+    fn accept(&self, state: &Self::State, byte: u8) -> Self::State {
+        match state {
+            PrefixedState::Prefix(i) if self.prefix.get(*i) == Some(&byte) => {
+                if i + 1 == self.prefix.len() {
+                    PrefixedState::Inner(self.inner.start())
+                } else {
+                    PrefixedState::Prefix(i + 1)
+                }
+            }
+            PrefixedState::Inner(s) => PrefixedState::Inner(self.inner.accept(s, byte)),
+            _ => PrefixedState::Dead,
+        }
+    }
 }
 
-/// A regular expression over one JSON path's terms.
-#[derive(Clone, Debug)]
-struct PatternQuery {
+/// The terms of one JSON path (and string type) that an automaton accepts.
+#[derive(Debug)]
+struct AutomatonQuery<A> {
     field: tantivy::schema::Field,
     prefix: Vec<u8>,
-    regex: Arc<tantivy_fst::Regex>,
+    automaton: Arc<Prefixed<A>>,
 }
 
-impl TQuery for PatternQuery {
+impl<A> AutomatonQuery<A> {
+    fn new(field: tantivy::schema::Field, prefix: Vec<u8>, inner: Arc<A>) -> Self {
+        let automaton = Arc::new(Prefixed {
+            prefix: prefix.clone().into_boxed_slice(),
+            inner,
+        });
+        AutomatonQuery {
+            field,
+            prefix,
+            automaton,
+        }
+    }
+}
+
+impl<A> Clone for AutomatonQuery<A> {
+    fn clone(&self) -> Self {
+        AutomatonQuery {
+            field: self.field,
+            prefix: self.prefix.clone(),
+            automaton: self.automaton.clone(),
+        }
+    }
+}
+
+impl<A> TQuery for AutomatonQuery<A>
+where
+    A: Automaton + std::fmt::Debug + Send + Sync + 'static,
+    A::State: Clone,
+{
     fn weight(
         &self,
         _: tantivy::query::EnableScoring<'_>,
     ) -> tantivy::Result<Box<dyn tantivy::query::Weight>> {
-        Ok(Box::new(tantivy::query::AutomatonWeight::<
-            tantivy_fst::Regex,
-        >::new_for_json_path(
-            self.field,
-            self.regex.clone(),
-            &self.prefix,
-        )))
+        Ok(Box::new(
+            tantivy::query::AutomatonWeight::<Prefixed<A>>::new_for_json_path(
+                self.field,
+                self.automaton.clone(),
+                &self.prefix,
+            ),
+        ))
     }
 }
 
