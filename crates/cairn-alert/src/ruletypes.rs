@@ -55,6 +55,12 @@ pub trait RuleType: Send + Sync {
     }
     /// new_term: the terms already seen, loaded before the first run.
     fn set_seen_terms(&mut self, _field: usize, _values: Vec<String>) {}
+    /// `(lookback, n)` when no match is possible in a window `[start, end]` unless the
+    /// server counts at least `n` documents in `[start - lookback, end]`: the runner then
+    /// asks for that count instead of reading the documents (frequency).
+    fn count_gate(&self) -> Option<(i64, u64)> {
+        None
+    }
 }
 
 /// Builds the rule type for a rule.
@@ -450,6 +456,12 @@ impl RuleType for FrequencyRule {
     }
     fn take_matches(&mut self) -> Vec<Match> {
         self.c.take()
+    }
+    /// A window holds at most the events of one timeframe, and every event of a window
+    /// that gains an event at `t >= start` lies in `[start - timeframe, end]`: fewer
+    /// than `num_events` documents there (all keys together) means no key can match.
+    fn count_gate(&self) -> Option<(i64, u64)> {
+        Some((self.timeframe, self.num_events))
     }
     fn match_str(&self, m: &Match) -> String {
         format!(

@@ -94,6 +94,10 @@ pub struct Runner {
     starttime: Option<i64>,
     minimum_starttime: Option<i64>,
     processed: HashMap<String, i64>,
+    /// With a count gate: every document up to this time has been read into the rule
+    /// type (or was before the first run); documents after it that a skipped window left
+    /// unread are read when a later window needs them.
+    fed_until: Option<i64>,
     terms_loaded: bool,
     /// Silences set through the API (silence key -> until), refreshed by the engine.
     pub manual_silences: BTreeMap<String, i64>,
@@ -128,6 +132,7 @@ impl Runner {
             starttime: None,
             minimum_starttime: None,
             processed: HashMap::new(),
+            fed_until: None,
             terms_loaded: false,
             manual_silences: BTreeMap::new(),
         }
@@ -611,8 +616,54 @@ impl Runner {
                 self.rt.add_aggregation(end, &payload);
                 Ok(hits)
             }
-            Mode::Docs => self.query_docs(es, &index, start, end).await,
+            Mode::Docs => match self.rt.count_gate() {
+                Some((lookback, n)) => self.gated_docs(es, start, end, lookback, n).await,
+                None => self.query_docs(es, &index, start, end).await,
+            },
         }
+    }
+
+    /// Documents for a rule type with a count gate: one count decides whether a match is
+    /// possible in `[start, end]`; only then are documents read, starting early enough to
+    /// include those of earlier skipped windows that still fall within `lookback`. In the
+    /// usual case (no alert) a run costs one count on the server instead of reading
+    /// `buffer_time` worth of documents. The matches are exactly those of reading every
+    /// window (`frequency` windows are ordered by timestamp, whatever the feeding order).
+    async fn gated_docs(
+        &mut self,
+        es: Es<'_>,
+        start: i64,
+        end: i64,
+        lookback: i64,
+        n: u64,
+    ) -> Result<u64> {
+        let fed = *self.fed_until.get_or_insert(start);
+        let from = start.saturating_sub(lookback);
+        let possible = es
+            .count(
+                &self.index(from, end),
+                &json!({"query": self.query(from, end)}),
+            )
+            .await?;
+        if possible < n {
+            tracing::debug!(rule = %self.rule.name, possible, n, "count gate: no match possible, documents not read");
+            return es
+                .count(
+                    &self.index(start, end),
+                    &json!({"query": self.query(start, end)}),
+                )
+                .await;
+        }
+        if fed < start {
+            let unread_from = fed.max(from);
+            let index = self.index(unread_from, start);
+            self.query_docs(es, &index, unread_from, start).await?;
+        }
+        let hits = self
+            .query_docs(es, &self.index(start, end), start, end)
+            .await?;
+        self.fed_until = Some(end);
+        Ok(hits)
     }
 
     fn aggregation_body(&self) -> Value {

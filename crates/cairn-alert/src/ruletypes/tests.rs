@@ -31,6 +31,8 @@ fn ev(ts: &str, fields: Value) -> Event {
 struct Fake {
     docs: Vec<Value>,
     kv: Mutex<HashMap<String, Value>>,
+    /// Documents returned by searches so far (what a rule "pulled").
+    pulled: std::sync::atomic::AtomicUsize,
 }
 
 impl Fake {
@@ -38,6 +40,7 @@ impl Fake {
         Fake {
             docs,
             kv: Mutex::new(HashMap::new()),
+            pulled: Default::default(),
         }
     }
 
@@ -182,6 +185,8 @@ impl SearchBackend for Fake {
                 let total = hits.len();
                 let size = body.get("size").and_then(Value::as_u64).unwrap_or(10) as usize;
                 let docs: Vec<&Value> = hits.iter().map(|(_, d)| *d).collect();
+                self.pulled
+                    .fetch_add(total.min(size), std::sync::atomic::Ordering::Relaxed);
                 let mut res = json!({
                     "hits": {"total": {"value": total, "relation": "eq"}, "hits": hits.iter().take(size).map(|(i, d)| json!({"_id": format!("doc{i}"), "_index": "logs", "_source": d})).collect::<Vec<_>>()}
                 });
@@ -263,6 +268,48 @@ fn frequency_counts_within_timeframe_per_query_key() {
     assert!(rt.match_str(&m[0]).starts_with(
         "At least 3 events occurred between 2024-01-01 10:01 UTC and 2024-01-01 10:06 UTC"
     ));
+}
+
+#[test]
+fn frequency_reads_documents_only_when_a_match_is_possible() {
+    // A trickle of one event every 3 minutes from 10:00 to 10:33 (never 5 within 10
+    // minutes), then 10:34:30, 10:35 and 10:36: 10:35 is the fifth event within 10
+    // minutes (10:27 to 10:35); the window then starts over.
+    let mut docs = docs_every("2024-01-01T10:00:00Z", 3 * MINUTE, 12, json!({"host": "a"}));
+    for ts in ["10:34:30", "10:35:00", "10:36:00"] {
+        docs.push(json!({"@timestamp": format!("2024-01-01T{ts}Z"), "host": "a"}));
+    }
+    let yaml = "name: f\nindex: logs\ntype: frequency\nnum_events: 5\ntimeframe: {minutes: 10}\nbuffer_time: {minutes: 2}\nrealert: {minutes: 0}\n";
+    // What reading every document gives (the reference).
+    let mut rt = build(&rule(yaml));
+    rt.add_data(
+        docs.iter()
+            .map(|d| ev(d["@timestamp"].as_str().unwrap(), d.clone()))
+            .collect(),
+    );
+    let expected: Vec<i64> = rt.take_matches().iter().map(|m| m.ts).collect();
+    assert_eq!(expected, vec![t("2024-01-01T10:35:00Z")]);
+
+    let fake = Fake::new(docs.clone());
+    let es = Es::new(&fake, "u");
+    let mut runner = Runner::new(rule(yaml), RuleState::default());
+    let mut got = Vec::new();
+    let mut hits = 0;
+    for minute in 1..=45 {
+        let rep = block_on(runner.run(es, t("2024-01-01T10:00:00Z") + minute * MINUTE)).unwrap();
+        hits += rep.hits;
+        got.extend(rep.alerts.iter().map(|a| a.match_time));
+    }
+    assert_eq!(got, expected);
+    // Every run still reports its hits: each document falls in two overlapping
+    // 2-minute windows, but for 10:00, before the first run's window.
+    assert_eq!(hits, 2 * docs.len() as u64 - 1);
+    // Documents were read only once a match was possible: at 10:35 the four unread ones
+    // still within 10 minutes (10:24 to 10:33) and the two new ones, then the windows
+    // up to 10:37 that the count still let through (3 + 1). Reading every window
+    // returns 29.
+    let pulled = fake.pulled.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(pulled, 10);
 }
 
 #[test]
