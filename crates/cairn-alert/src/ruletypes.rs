@@ -61,6 +61,15 @@ pub trait RuleType: Send + Sync {
     fn count_gate(&self) -> Option<(i64, u64)> {
         None
     }
+    /// new_term: the single fields whose values the runner may ask the server for (a
+    /// terms aggregation) before reading documents; None when documents are needed.
+    fn term_gate(&self) -> Option<Vec<String>> {
+        None
+    }
+    /// new_term: whether every one of `values` of field `field` is already known.
+    fn all_seen(&self, _field: usize, _values: &[String]) -> bool {
+        false
+    }
 }
 
 /// Builds the rule type for a rule.
@@ -925,6 +934,27 @@ impl RuleType for NewTermRule {
     }
     fn take_matches(&mut self) -> Vec<Match> {
         self.c.take()
+    }
+    /// A document whose terms are all known neither matches nor changes the state, so
+    /// a window whose terms the server reports as all known needs no documents. Not
+    /// with `alert_on_missing_field` (documents without the field match) nor composite
+    /// fields (their parts are aggregated separately).
+    fn term_gate(&self) -> Option<Vec<String>> {
+        if self.alert_on_missing_field {
+            return None;
+        }
+        self.fields
+            .iter()
+            .map(|f| match f.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+    fn all_seen(&self, field: usize, values: &[String]) -> bool {
+        self.seen
+            .get(field)
+            .is_some_and(|s| values.iter().all(|v| s.contains(v)))
     }
 }
 

@@ -616,10 +616,20 @@ impl Runner {
                 self.rt.add_aggregation(end, &payload);
                 Ok(hits)
             }
-            Mode::Docs => match self.rt.count_gate() {
-                Some((lookback, n)) => self.gated_docs(es, start, end, lookback, n).await,
-                None => self.query_docs(es, &index, start, end).await,
-            },
+            Mode::Docs => {
+                if let Some((lookback, n)) = self.rt.count_gate() {
+                    return self.gated_docs(es, start, end, lookback, n).await;
+                }
+                if let Some(fields) = self.rt.term_gate() {
+                    if let Some(hits) = self
+                        .known_terms_only(es, &index, start, end, &fields)
+                        .await?
+                    {
+                        return Ok(hits);
+                    }
+                }
+                self.query_docs(es, &index, start, end).await
+            }
         }
     }
 
@@ -664,6 +674,69 @@ impl Runner {
             .await?;
         self.fed_until = Some(end);
         Ok(hits)
+    }
+
+    /// new_term's gate: one terms aggregation per field over `(start, end]`. When every
+    /// value the server reports is already known, the window's documents cannot match
+    /// and are not read: returns the window's hit count. Returns None (read the
+    /// documents) when any value is new, or when the aggregation cannot vouch for every
+    /// document: more distinct values than it returns, keys that are not strings (their
+    /// text may differ from the documents'), or documents with several values of the
+    /// field (a document's array is one term in ElastAlert's sense).
+    async fn known_terms_only(
+        &self,
+        es: Es<'_>,
+        index: &str,
+        start: i64,
+        end: i64,
+        fields: &[String],
+    ) -> Result<Option<u64>> {
+        const GATE_TERMS: u64 = 10_000;
+        let mut hits = 0;
+        for (i, field) in fields.iter().enumerate() {
+            let body = json!({
+                "size": 0,
+                "track_total_hits": true,
+                "query": self.query(start, end),
+                "aggs": {
+                    "values": {"terms": {"field": field, "size": GATE_TERMS}},
+                    "has": {"filters": {"filters": {"field": {"exists": {"field": field}}}}}
+                }
+            });
+            let res = es.search(index, &body, None).await?;
+            hits = res
+                .pointer("/hits/total/value")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let other = res
+                .pointer("/aggregations/values/sum_other_doc_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let with_field = res
+                .pointer("/aggregations/has/buckets/field/doc_count")
+                .and_then(Value::as_u64);
+            let buckets = res
+                .pointer("/aggregations/values/buckets")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut values = Vec::with_capacity(buckets.len());
+            let mut counted = 0;
+            for b in &buckets {
+                match b.get("key") {
+                    Some(Value::String(k)) if b.get("key_as_string").is_none() => {
+                        values.push(k.clone())
+                    }
+                    _ => return Ok(None),
+                }
+                counted += b.get("doc_count").and_then(Value::as_u64).unwrap_or(0);
+            }
+            if other > 0 || with_field != Some(counted) || !self.rt.all_seen(i, &values) {
+                return Ok(None);
+            }
+        }
+        tracing::debug!(rule = %self.rule.name, hits, "term gate: every term is known, documents not read");
+        Ok(Some(hits))
     }
 
     fn aggregation_body(&self) -> Value {

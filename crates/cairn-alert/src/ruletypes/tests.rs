@@ -689,6 +689,38 @@ fn new_term_knows_terms_from_before_the_first_run() {
 }
 
 #[test]
+fn new_term_reads_documents_only_for_windows_with_a_new_term() {
+    // Known users all along; one new user at 10:20; an array value at 10:30 (one term
+    // in ElastAlert's sense, which the terms aggregation cannot vouch for).
+    let mut docs = docs_every("2023-12-31T10:00:00Z", MINUTE, 2, json!({"user": "alice"}));
+    docs.extend(docs_every(
+        "2023-12-31T11:00:00Z",
+        MINUTE,
+        2,
+        json!({"user": "bob"}),
+    ));
+    for m in 0..40 {
+        let user = if m % 2 == 0 { "alice" } else { "bob" };
+        docs.push(json!({"@timestamp": format!("2024-01-01T10:{m:02}:30Z"), "user": user}));
+    }
+    docs.push(json!({"@timestamp": "2024-01-01T10:20:40Z", "user": "mallory"}));
+    docs.push(json!({"@timestamp": "2024-01-01T10:30:40Z", "user": ["alice", "bob"]}));
+    let fake = Fake::new(docs);
+    let es = Es::new(&fake, "u");
+    let r = rule("name: nt\nindex: logs\ntype: new_term\nfields: [user]\nrealert: {minutes: 0}\nbuffer_time: {minutes: 1}\n");
+    let mut runner = Runner::new(r, RuleState::default());
+    let mut users = Vec::new();
+    for minute in 1..=40 {
+        let rep = block_on(runner.run(es, t("2024-01-01T10:00:00Z") + minute * MINUTE)).unwrap();
+        users.extend(rep.alerts.iter().map(|a| a.matches[0]["user"].clone()));
+    }
+    assert_eq!(users, vec![json!("mallory"), json!(["alice", "bob"])]);
+    // Documents were read for the two windows with something unknown only.
+    let pulled = fake.pulled.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(pulled, 4, "pulled {pulled} documents");
+}
+
+#[test]
 fn time_zones_offsets_index_names_and_pretty_times() {
     // 11:55+02:00 is 09:55Z: inside a window ending 10:00Z; 12:05+02:00 is not.
     let docs = vec![
