@@ -55,10 +55,9 @@ pub trait RuleType: Send + Sync {
     }
     /// new_term: the terms already seen, loaded before the first run.
     fn set_seen_terms(&mut self, _field: usize, _values: Vec<String>) {}
-    /// `(lookback, n)` when no match is possible in a window `[start, end]` unless the
-    /// server counts at least `n` documents in `[start - lookback, end]`: the runner then
-    /// asks for that count instead of reading the documents (frequency).
-    fn count_gate(&self) -> Option<(i64, u64)> {
+    /// A question the runner asks the server before reading a window's documents; the
+    /// answer can rule out any match in the window (frequency, cardinality).
+    fn gate(&self) -> Option<Gate> {
         None
     }
     /// new_term: the single fields whose values the runner may ask the server for (a
@@ -70,6 +69,22 @@ pub trait RuleType: Send + Sync {
     fn all_seen(&self, _field: usize, _values: &[String]) -> bool {
         false
     }
+}
+
+/// What must hold in `(start - lookback, end]` (all query keys together) for a window
+/// `(start, end]` to possibly match. Every event a rule type holds when it gains an event
+/// at `t > start` lies in `[t - lookback, t]`, so when the server's answer rules a match
+/// out, the window's documents need not be read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Gate {
+    /// At least `n` documents.
+    Count { lookback: i64, n: u64 },
+    /// More than `max` distinct values of `field`.
+    Distinct {
+        lookback: i64,
+        field: String,
+        max: u64,
+    },
 }
 
 /// Builds the rule type for a rule.
@@ -469,8 +484,11 @@ impl RuleType for FrequencyRule {
     /// A window holds at most the events of one timeframe, and every event of a window
     /// that gains an event at `t >= start` lies in `[start - timeframe, end]`: fewer
     /// than `num_events` documents there (all keys together) means no key can match.
-    fn count_gate(&self) -> Option<(i64, u64)> {
-        Some((self.timeframe, self.num_events))
+    fn gate(&self) -> Option<Gate> {
+        Some(Gate::Count {
+            lookback: self.timeframe,
+            n: self.num_events,
+        })
     }
     fn match_str(&self, m: &Match) -> String {
         format!(
@@ -1020,6 +1038,19 @@ impl RuleType for CardinalityRule {
     }
     fn take_matches(&mut self) -> Vec<Match> {
         self.c.take()
+    }
+    /// With `max_cardinality` only (`min_cardinality` matches on too few values, which
+    /// no count can rule out): a key's values within one timeframe are a subset of all
+    /// keys' values there.
+    fn gate(&self) -> Option<Gate> {
+        match (self.max, self.min) {
+            (Some(max), None) if max >= 0.0 => Some(Gate::Distinct {
+                lookback: self.timeframe,
+                field: self.field.clone(),
+                max: max as u64,
+            }),
+            _ => None,
+        }
     }
     fn match_str(&self, m: &Match) -> String {
         let start = pretty_ts(m.ts - self.timeframe, self.c.tz);

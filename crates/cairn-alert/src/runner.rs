@@ -19,7 +19,7 @@ use crate::backend::Es;
 use crate::config::{Aggregation, Rule, RuleKind, TimestampType, MINUTE};
 use crate::error::Result;
 use crate::format;
-use crate::ruletypes::{self, Event, Match, RuleType};
+use crate::ruletypes::{self, Event, Gate, Match, RuleType};
 use crate::value::{iso, lookup, pretty_ts, py_str};
 
 /// A silence or realert window for one rule + query_key value.
@@ -617,8 +617,8 @@ impl Runner {
                 Ok(hits)
             }
             Mode::Docs => {
-                if let Some((lookback, n)) = self.rt.count_gate() {
-                    return self.gated_docs(es, start, end, lookback, n).await;
+                if let Some(gate) = self.rt.gate() {
+                    return self.gated_docs(es, start, end, gate).await;
                 }
                 if let Some(fields) = self.rt.term_gate() {
                     if let Some(hits) = self
@@ -633,30 +633,33 @@ impl Runner {
         }
     }
 
-    /// Documents for a rule type with a count gate: one count decides whether a match is
-    /// possible in `[start, end]`; only then are documents read, starting early enough to
-    /// include those of earlier skipped windows that still fall within `lookback`. In the
-    /// usual case (no alert) a run costs one count on the server instead of reading
-    /// `buffer_time` worth of documents. The matches are exactly those of reading every
-    /// window (`frequency` windows are ordered by timestamp, whatever the feeding order).
-    async fn gated_docs(
-        &mut self,
-        es: Es<'_>,
-        start: i64,
-        end: i64,
-        lookback: i64,
-        n: u64,
-    ) -> Result<u64> {
+    /// Documents for a rule type with a gate: one question to the server decides whether
+    /// a match is possible in `(start, end]`; only then are documents read, starting
+    /// early enough to include those of earlier skipped windows that still fall within
+    /// the gate's lookback. In the usual case (no alert) a run costs a count or an
+    /// aggregation instead of reading `buffer_time` worth of documents. The matches are
+    /// exactly those of reading every window (the rule types' windows are ordered by
+    /// timestamp, whatever the feeding order).
+    async fn gated_docs(&mut self, es: Es<'_>, start: i64, end: i64, gate: Gate) -> Result<u64> {
         let fed = *self.fed_until.get_or_insert(start);
+        let lookback = match &gate {
+            Gate::Count { lookback, .. } | Gate::Distinct { lookback, .. } => *lookback,
+        };
         let from = start.saturating_sub(lookback);
-        let possible = es
-            .count(
-                &self.index(from, end),
-                &json!({"query": self.query(from, end)}),
-            )
-            .await?;
-        if possible < n {
-            tracing::debug!(rule = %self.rule.name, possible, n, "count gate: no match possible, documents not read");
+        let index = self.index(from, end);
+        let possible = match &gate {
+            Gate::Count { n, .. } => {
+                es.count(&index, &json!({"query": self.query(from, end)}))
+                    .await?
+                    >= *n
+            }
+            Gate::Distinct { field, max, .. } => {
+                self.more_distinct_than(es, &index, from, end, field, *max)
+                    .await?
+            }
+        };
+        if !possible {
+            tracing::debug!(rule = %self.rule.name, ?gate, "gate: no match possible, documents not read");
             return es
                 .count(
                     &self.index(start, end),
@@ -674,6 +677,42 @@ impl Runner {
             .await?;
         self.fed_until = Some(end);
         Ok(hits)
+    }
+
+    /// Whether `field` may have more than `max` distinct values in `(start, end]`, as
+    /// the documents would count them: true also when the aggregation cannot tell
+    /// (more buckets than asked for, keys that are not strings, documents with several
+    /// values).
+    async fn more_distinct_than(
+        &self,
+        es: Es<'_>,
+        index: &str,
+        start: i64,
+        end: i64,
+        field: &str,
+        max: u64,
+    ) -> Result<bool> {
+        let res = es
+            .search(index, &self.values_body(start, end, field, max + 1), None)
+            .await?;
+        Ok(match string_terms(&res) {
+            Some(values) => values.len() as u64 > max,
+            None => true,
+        })
+    }
+
+    /// A size-0 search for the values of `field` in `(start, end]` (at most `size`),
+    /// with the number of documents that have the field.
+    fn values_body(&self, start: i64, end: i64, field: &str, size: u64) -> Value {
+        json!({
+            "size": 0,
+            "track_total_hits": true,
+            "query": self.query(start, end),
+            "aggs": {
+                "values": {"terms": {"field": field, "size": size}},
+                "has": {"filters": {"filters": {"field": {"exists": {"field": field}}}}}
+            }
+        })
     }
 
     /// new_term's gate: one terms aggregation per field over `(start, end]`. When every
@@ -694,45 +733,20 @@ impl Runner {
         const GATE_TERMS: u64 = 10_000;
         let mut hits = 0;
         for (i, field) in fields.iter().enumerate() {
-            let body = json!({
-                "size": 0,
-                "track_total_hits": true,
-                "query": self.query(start, end),
-                "aggs": {
-                    "values": {"terms": {"field": field, "size": GATE_TERMS}},
-                    "has": {"filters": {"filters": {"field": {"exists": {"field": field}}}}}
-                }
-            });
-            let res = es.search(index, &body, None).await?;
+            let res = es
+                .search(
+                    index,
+                    &self.values_body(start, end, field, GATE_TERMS),
+                    None,
+                )
+                .await?;
             hits = res
                 .pointer("/hits/total/value")
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
-            let other = res
-                .pointer("/aggregations/values/sum_other_doc_count")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            let with_field = res
-                .pointer("/aggregations/has/buckets/field/doc_count")
-                .and_then(Value::as_u64);
-            let buckets = res
-                .pointer("/aggregations/values/buckets")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let mut values = Vec::with_capacity(buckets.len());
-            let mut counted = 0;
-            for b in &buckets {
-                match b.get("key") {
-                    Some(Value::String(k)) if b.get("key_as_string").is_none() => {
-                        values.push(k.clone())
-                    }
-                    _ => return Ok(None),
-                }
-                counted += b.get("doc_count").and_then(Value::as_u64).unwrap_or(0);
-            }
-            if other > 0 || with_field != Some(counted) || !self.rt.all_seen(i, &values) {
-                return Ok(None);
+            match string_terms(&res) {
+                Some(values) if self.rt.all_seen(i, &values) => {}
+                _ => return Ok(None),
             }
         }
         tracing::debug!(rule = %self.rule.name, hits, "term gate: every term is known, documents not read");
@@ -974,6 +988,33 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// The values of a [`Runner::values_body`] answer, when they stand for every document
+/// exactly as the documents' own values would: None with truncated buckets, keys that
+/// are not strings (their text may differ from the documents'), or documents with
+/// several values (a document's array is one value to the rule types).
+fn string_terms(res: &Value) -> Option<Vec<String>> {
+    let other = res
+        .pointer("/aggregations/values/sum_other_doc_count")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let with_field = res
+        .pointer("/aggregations/has/buckets/field/doc_count")
+        .and_then(Value::as_u64)?;
+    let buckets = res
+        .pointer("/aggregations/values/buckets")
+        .and_then(Value::as_array)?;
+    let mut values = Vec::with_capacity(buckets.len());
+    let mut counted = 0;
+    for b in buckets {
+        match b.get("key") {
+            Some(Value::String(k)) if b.get("key_as_string").is_none() => values.push(k.clone()),
+            _ => return None,
+        }
+        counted += b.get("doc_count").and_then(Value::as_u64).unwrap_or(0);
+    }
+    (other == 0 && counted == with_field).then_some(values)
 }
 
 fn flatten_terms(agg: &Value, prefix: &mut Vec<String>, out: &mut Vec<String>) {

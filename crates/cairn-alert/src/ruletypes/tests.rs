@@ -721,6 +721,58 @@ fn new_term_reads_documents_only_for_windows_with_a_new_term() {
 }
 
 #[test]
+fn cardinality_reads_documents_only_when_too_many_values_are_possible() {
+    // Two users alternate every 2 minutes (never more than 3 distinct in 10 minutes);
+    // carol at 10:26:30 makes three; dave at 10:29:30 makes four within 10 minutes, and
+    // every event matches again until carol leaves the timeframe after 10:36.
+    let mut docs = Vec::new();
+    for m in (0..40).step_by(2) {
+        let user = if m % 4 == 0 { "alice" } else { "bob" };
+        docs.push(json!({"@timestamp": format!("2024-01-01T10:{m:02}:00Z"), "user": user}));
+    }
+    docs.push(json!({"@timestamp": "2024-01-01T10:26:30Z", "user": "carol"}));
+    docs.push(json!({"@timestamp": "2024-01-01T10:29:30Z", "user": "dave"}));
+    let yaml = "name: c\nindex: logs\ntype: cardinality\ncardinality_field: user\nmax_cardinality: 3\ntimeframe: {minutes: 10}\nbuffer_time: {minutes: 2}\nrealert: {minutes: 0}\n";
+    let mut sorted = docs.clone();
+    sorted.sort_by(|a, b| a["@timestamp"].as_str().cmp(&b["@timestamp"].as_str()));
+    let mut rt = build(&rule(yaml));
+    rt.add_data(
+        sorted
+            .iter()
+            .map(|d| ev(d["@timestamp"].as_str().unwrap(), d.clone()))
+            .collect(),
+    );
+    let expected: Vec<i64> = rt.take_matches().iter().map(|m| m.ts).collect();
+    let at = |hms: &str| t(&format!("2024-01-01T{hms}Z"));
+    assert_eq!(
+        expected,
+        vec![
+            at("10:29:30"),
+            at("10:30:00"),
+            at("10:32:00"),
+            at("10:34:00"),
+            at("10:36:00")
+        ]
+    );
+
+    let fake = Fake::new(docs);
+    let es = Es::new(&fake, "u");
+    let mut runner = Runner::new(rule(yaml), RuleState::default());
+    let mut got = Vec::new();
+    for minute in 1..=40 {
+        let rep = block_on(runner.run(es, t("2024-01-01T10:00:00Z") + minute * MINUTE)).unwrap();
+        got.extend(rep.alerts.iter().map(|a| a.match_time));
+    }
+    assert_eq!(got, expected);
+    // Read only from the 10:30 run, when four users fall within the gate's 12 minutes:
+    // the 6 unread documents of the timeframe before its window, its 2, then each
+    // window's while carol stays within the gate (9) - 17 instead of every document
+    // twice (43).
+    let pulled = fake.pulled.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(pulled, 17);
+}
+
+#[test]
 fn time_zones_offsets_index_names_and_pretty_times() {
     // 11:55+02:00 is 09:55Z: inside a window ending 10:00Z; 12:05+02:00 is not.
     let docs = vec![
