@@ -14,7 +14,11 @@
 //! Elasticsearch-compatible URL (`cairn alert test --server`). Aggregation-based rule
 //! types (metric_aggregation, spike_aggregation, percentage_match) and rules with
 //! `use_count_query`/`use_terms_query` are evaluated with counts and aggregations on
-//! the server; the others read documents in `buffer_time` segments, as ElastAlert does.
+//! the server. frequency, cardinality (`max_cardinality`) and new_term ask the server a
+//! question first ([`ruletypes::Gate`], new_term's terms gate) and read documents only
+//! for windows where a match is possible, with the same alerts as reading them all. The
+//! others read documents in `buffer_time` segments, as ElastAlert does: their alerts are
+//! documents or depend on the order of single events.
 
 pub mod alerters;
 pub mod backend;
