@@ -9,9 +9,10 @@
 #
 # Environment:
 #   FILE_MB    corpus size for the file-sink run (default 512)
-#   SERVER_MB  corpus size for the runs into cairn serve (default 64)
+#   SERVER_MB  corpus size for the runs into cairn serve (default 64; 0 skips them)
 #   NO_BUILD   if 1, skip cargo build --release
 #   CAIRN_BIN  binary to use (default target/release/cairn)
+#   BENCH_OUT  working directory (corpus, data dirs, outputs; default bench/out/agent)
 # The Debian shipper needs `apt-get install rsyslog rsyslog-elasticsearch`; without it
 # that run is skipped.
 set -euo pipefail

@@ -48,6 +48,75 @@ pub enum Appended {
     Dropped,
 }
 
+/// A batch of records framed in place (`[len][crc][payload]` back to back), ready for
+/// [`DiskBuffer::append_frames`]: one growing allocation reused across batches
+/// instead of one per record, and no second copy into a frame buffer on append.
+#[derive(Debug, Default, Clone)]
+pub struct Frames {
+    buf: Vec<u8>,
+    count: usize,
+    /// Where the last record's frame starts.
+    last: usize,
+    /// The size of a record over [`MAX_RECORD`] (left out; `append_frames` errors).
+    too_large: Option<usize>,
+}
+
+impl Frames {
+    /// Appends one record whose payload `write` produces.
+    pub fn record(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; HEADER as usize]);
+        write(&mut self.buf);
+        let len = self.buf.len() - at - HEADER as usize;
+        match u32::try_from(len).ok().filter(|l| *l <= MAX_RECORD) {
+            Some(l) => {
+                let crc = crc32fast::hash(&self.buf[at + HEADER as usize..]);
+                self.buf[at..at + 4].copy_from_slice(&l.to_le_bytes());
+                self.buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+                self.count += 1;
+                self.last = at;
+            }
+            None => {
+                self.buf.truncate(at);
+                self.too_large.get_or_insert(len);
+            }
+        }
+    }
+
+    /// Appends one record.
+    pub fn push(&mut self, payload: &[u8]) {
+        self.record(|b| b.extend_from_slice(payload));
+    }
+
+    /// The payload of the last record appended (empty when there is none).
+    pub fn last(&self) -> &[u8] {
+        match self.count {
+            0 => &[],
+            _ => &self.buf[self.last + HEADER as usize..],
+        }
+    }
+
+    /// Records in the batch.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0 && self.too_large.is_none()
+    }
+
+    /// Empties the batch, keeping the allocation (shrunk when a burst grew it a lot).
+    pub fn clear(&mut self) {
+        if self.buf.capacity() > 16 << 20 {
+            self.buf = Vec::new();
+        }
+        self.buf.clear();
+        self.count = 0;
+        self.last = 0;
+        self.too_large = None;
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     write_seg: u64,
@@ -62,6 +131,8 @@ struct Inner {
     ra_seg: u64,
     ra_off: u64,
     ra: Vec<u8>,
+    /// How much of `ra` is valid (`ra` itself only grows: refills are not zeroed).
+    ra_len: usize,
 }
 
 /// The append side, locked separately so an fsync does not stall the reader.
@@ -201,6 +272,7 @@ impl DiskBuffer {
                 ra_seg: 0,
                 ra_off: 0,
                 ra: Vec::new(),
+                ra_len: 0,
             }),
             writer: Mutex::new(Writer {
                 seg: write_seg,
@@ -234,24 +306,25 @@ impl DiskBuffer {
     /// Appends records durably. Blocks while the buffer is full (`block`), or drops
     /// the batch (`drop_newest`).
     pub fn append(&self, records: &[Vec<u8>]) -> Result<Appended, AgentError> {
-        if records.is_empty() {
+        let mut frames = Frames::default();
+        for r in records {
+            frames.push(r);
+        }
+        self.append_frames(&frames)
+    }
+
+    /// [`Self::append`] for records framed in place.
+    pub fn append_frames(&self, frames: &Frames) -> Result<Appended, AgentError> {
+        if let Some(len) = frames.too_large {
+            return Err(err(
+                &self.dir,
+                format!("record of {len} bytes is too large"),
+            ));
+        }
+        if frames.count == 0 {
             return Ok(Appended::Written);
         }
-        let mut frame = Vec::with_capacity(records.iter().map(|r| r.len() + 8).sum());
-        for r in records {
-            let len = u32::try_from(r.len())
-                .ok()
-                .filter(|l| *l <= MAX_RECORD)
-                .ok_or_else(|| {
-                    err(
-                        &self.dir,
-                        format!("record of {} bytes is too large", r.len()),
-                    )
-                })?;
-            frame.extend_from_slice(&len.to_le_bytes());
-            frame.extend_from_slice(&crc32fast::hash(r).to_le_bytes());
-            frame.extend_from_slice(r);
-        }
+        let frame = &frames.buf;
         // One appender at a time; the reader only takes `inner`, briefly.
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut inner = self.lock();
@@ -287,7 +360,7 @@ impl DiskBuffer {
             inner.sizes.insert(next, 0);
         }
         drop(inner);
-        let res = w.file.write_all(&frame).and_then(|_| w.file.sync_data());
+        let res = w.file.write_all(frame).and_then(|_| w.file.sync_data());
         if let Err(e) = res {
             // Cut what may have been partially written so the next append starts on
             // a frame boundary.
@@ -317,17 +390,37 @@ impl DiskBuffer {
         linger: Duration,
         idle: Duration,
     ) -> Result<Option<Batch>, AgentError> {
+        let mut records = Vec::new();
+        let got = self.read_batch_with(max_bytes, max_records, linger, idle, &mut |r| {
+            records.push(r.to_vec())
+        })?;
+        Ok(got.map(|(_, end)| Batch { records, end }))
+    }
+
+    /// [`Self::read_batch`] without a copy per record: each record's payload is handed
+    /// to `on_record` (in order, straight from the read-ahead, with the buffer's lock
+    /// held: `on_record` must not call into the buffer). Returns the number of records
+    /// and the position to acknowledge once they are delivered.
+    pub fn read_batch_with(
+        &self,
+        max_bytes: usize,
+        max_records: usize,
+        linger: Duration,
+        idle: Duration,
+        on_record: &mut dyn FnMut(&[u8]),
+    ) -> Result<Option<(usize, Pos)>, AgentError> {
         let start = Instant::now();
         let mut first_at: Option<Instant> = None;
-        let mut records = Vec::new();
+        let mut count = 0usize;
         let mut bytes = 0usize;
         let mut inner = self.lock();
         loop {
-            while bytes < max_bytes && records.len() < max_records.max(1) {
+            while bytes < max_bytes && count < max_records.max(1) {
                 match self.read_one(&mut inner)? {
-                    Some(r) => {
-                        bytes += r.len();
-                        records.push(r);
+                    Some((a, b)) => {
+                        bytes += b - a;
+                        count += 1;
+                        on_record(&inner.ra[a..b]);
                         first_at.get_or_insert_with(Instant::now);
                     }
                     None => break,
@@ -336,14 +429,9 @@ impl DiskBuffer {
             let now = Instant::now();
             let deadline = match first_at {
                 Some(t)
-                    if bytes >= max_bytes
-                        || records.len() >= max_records.max(1)
-                        || now >= t + linger =>
+                    if bytes >= max_bytes || count >= max_records.max(1) || now >= t + linger =>
                 {
-                    return Ok(Some(Batch {
-                        records,
-                        end: inner.read,
-                    }))
+                    return Ok(Some((count, inner.read)))
                 }
                 Some(t) => t + linger,
                 None if now >= start + idle => return Ok(None),
@@ -357,7 +445,8 @@ impl DiskBuffer {
         }
     }
 
-    fn read_one(&self, inner: &mut Inner) -> Result<Option<Vec<u8>>, AgentError> {
+    /// The next record's payload, as a range of `inner.ra`.
+    fn read_one(&self, inner: &mut Inner) -> Result<Option<(usize, usize)>, AgentError> {
         loop {
             let seg = inner.read.seg;
             let size = inner.sizes.get(&seg).copied().unwrap_or(0);
@@ -373,7 +462,8 @@ impl DiskBuffer {
                 return Ok(None);
             }
             let off = inner.read.off;
-            let header = self.ra_slice(inner, seg, off, HEADER, size)?.map(|h| {
+            let header = self.ra_range(inner, seg, off, HEADER, size)?.map(|(a, _)| {
+                let h = &inner.ra[a..a + HEADER as usize];
                 (
                     u32::from_le_bytes([h[0], h[1], h[2], h[3]]),
                     u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
@@ -381,13 +471,12 @@ impl DiskBuffer {
             });
             if let Some((len, crc)) = header {
                 if len <= MAX_RECORD && off + HEADER + len as u64 <= size {
-                    if let Some(payload) =
-                        self.ra_slice(inner, seg, off + HEADER, len as u64, size)?
+                    if let Some((a, b)) =
+                        self.ra_range(inner, seg, off + HEADER, len as u64, size)?
                     {
-                        if crc32fast::hash(payload) == crc {
-                            let payload = payload.to_vec();
+                        if crc32fast::hash(&inner.ra[a..b]) == crc {
                             inner.read.off = off + HEADER + len as u64;
-                            return Ok(Some(payload));
+                            return Ok(Some((a, b)));
                         }
                     }
                 }
@@ -403,19 +492,19 @@ impl DiskBuffer {
         }
     }
 
-    /// `len` bytes at `off` of segment `seg` (bounded by `size`), from the read-ahead,
-    /// refilling it when needed. `None`: the file is shorter than expected.
-    fn ra_slice<'a>(
+    /// Where `len` bytes at `off` of segment `seg` (bounded by `size`) are in the
+    /// read-ahead, refilling it when needed. `None`: the file is shorter than expected.
+    fn ra_range(
         &self,
-        inner: &'a mut Inner,
+        inner: &mut Inner,
         seg: u64,
         off: u64,
         len: u64,
         size: u64,
-    ) -> Result<Option<&'a [u8]>, AgentError> {
+    ) -> Result<Option<(usize, usize)>, AgentError> {
         let have = inner.ra_seg == seg
             && off >= inner.ra_off
-            && off + len <= inner.ra_off + inner.ra.len() as u64;
+            && off + len <= inner.ra_off + inner.ra_len as u64;
         if !have {
             if inner.reader.as_ref().map(|(s, _)| *s) != Some(seg) {
                 let p = seg_path(&self.dir, seg);
@@ -424,15 +513,17 @@ impl DiskBuffer {
                 inner.reader = Some((seg, f));
             }
             let want = len.max(READ_AHEAD).min(size.saturating_sub(off));
-            let mut buf = std::mem::take(&mut inner.ra);
-            buf.clear();
-            buf.resize(want as usize, 0);
+            let want = want as usize;
+            inner.ra_len = 0;
+            if inner.ra.len() < want {
+                inner.ra.resize(want, 0);
+            }
             let mut got = 0usize;
             if let Some((_, f)) = inner.reader.as_mut() {
                 f.seek(SeekFrom::Start(off))
                     .map_err(|e| AgentError::io("seeking in the disk buffer", e))?;
-                while got < buf.len() {
-                    match f.read(&mut buf[got..]) {
+                while got < want {
+                    match f.read(&mut inner.ra[got..want]) {
                         Ok(0) => break,
                         Ok(n) => got += n,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -440,14 +531,13 @@ impl DiskBuffer {
                     }
                 }
             }
-            buf.truncate(got);
-            inner.ra = buf;
+            inner.ra_len = got;
             inner.ra_seg = seg;
             inner.ra_off = off;
         }
         let start = (off - inner.ra_off) as usize;
         let end = start + len as usize;
-        Ok(inner.ra.get(start..end))
+        Ok((end <= inner.ra_len).then_some((start, end)))
     }
 
     /// Everything up to `pos` was delivered: persist it and delete finished segments.
@@ -471,13 +561,29 @@ impl DiskBuffer {
         Ok(())
     }
 
+    /// The position just after everything appended so far: once [`Self::acked`]
+    /// reaches it, every record appended before this call was delivered (the `s3`
+    /// source marks an object done only then).
+    pub fn end(&self) -> Pos {
+        let inner = self.lock();
+        Pos {
+            seg: inner.write_seg,
+            off: inner.sizes.get(&inner.write_seg).copied().unwrap_or(0),
+        }
+    }
+
+    /// The position the sink acknowledged (delivered up to here).
+    pub fn acked(&self) -> Pos {
+        self.lock().ack
+    }
+
     /// Rewinds reading to the acknowledged position (after a failed delivery that the
     /// sink gave up on retrying in place).
     pub fn rewind(&self) {
         let mut inner = self.lock();
         inner.read = inner.ack;
         inner.reader = None;
-        inner.ra.clear();
+        inner.ra_len = 0;
     }
 }
 
@@ -523,6 +629,49 @@ mod tests {
             .expect("read")
             .expect("some");
         assert_eq!(batch.records, vec![b"three".to_vec()]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn frames_append_and_read_without_copies() {
+        let d = tmp("frames");
+        let b = DiskBuffer::open(&d, 1 << 20, WhenFull::Block).expect("open");
+        let mut f = Frames::default();
+        assert!(f.is_empty());
+        f.push(b"one");
+        f.record(|r| r.extend_from_slice(b"tw"));
+        f.record(|r| r.push(b'o'));
+        f.push(b"");
+        assert_eq!((f.len(), f.last()), (4, &b""[..]));
+        assert_eq!(b.append_frames(&f).expect("append"), Appended::Written);
+        // Same bytes on disk as `append` of the same records.
+        b.append(&[b"one".to_vec(), b"tw".to_vec(), b"o".to_vec(), Vec::new()])
+            .expect("append");
+        let mut got = Vec::new();
+        let (n, end) = b
+            .read_batch_with(1 << 20, 5, Duration::ZERO, Duration::ZERO, &mut |r| {
+                got.push(r.to_vec())
+            })
+            .expect("read")
+            .expect("some");
+        assert_eq!(n, 5);
+        assert_eq!(
+            got,
+            [&b"one"[..], b"tw", b"o", b"", b"one"].map(<[u8]>::to_vec)
+        );
+        b.ack(end).expect("ack");
+        let rest = b
+            .read_batch(1 << 20, 1000, Duration::ZERO, Duration::ZERO)
+            .expect("read")
+            .expect("some");
+        assert_eq!(
+            rest.records,
+            vec![b"tw".to_vec(), b"o".to_vec(), Vec::new()]
+        );
+        let seg = fs::read(seg_path(&d, 1)).expect("segment");
+        assert_eq!(seg[..f.buf.len()], seg[f.buf.len()..]);
+        f.clear();
+        assert!(f.is_empty());
         let _ = fs::remove_dir_all(&d);
     }
 

@@ -39,6 +39,8 @@ pub enum SourceConfig {
     Kubernetes(Box<crate::kubernetes::KubernetesSourceConfig>),
     Syslog(crate::syslog::SyslogSourceConfig),
     Stdin(StdinSourceConfig),
+    /// Boxed: much larger than the other variants.
+    S3(Box<crate::s3_source::S3SourceConfig>),
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -524,6 +526,9 @@ impl Config {
                         "a syslog source needs `udp` and/or `tcp` (listen addresses)".into(),
                     ));
                 }
+            }
+            if let SourceConfig::S3(c) = s {
+                c.validate(name)?;
             }
             if let SourceConfig::File(f) = s {
                 if f.include.is_empty() {

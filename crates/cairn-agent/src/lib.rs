@@ -1,4 +1,5 @@
-//! `cairn agent`: the collector. It tails log files (and stdin), runs Vector-style
+//! `cairn agent`: the collector. It tails log files (and stdin, syslog, Kubernetes pod
+//! logs, and AWS log objects in S3: [`s3_source`]), runs Vector-style
 //! transforms over the lines (parse with `cairn-formats`, multiline joins, field edits,
 //! KQL filters from `cairn-query`), and ships the events at least once through a disk
 //! buffer to sinks: the Elasticsearch `_bulk` protocol (Cairn, Elasticsearch,
@@ -24,6 +25,12 @@
 //!   file incarnation (a new file, a truncation, a reused inode) is read, so the same
 //!   bytes replayed after a crash get the same id (a `409` on `create`: no duplicate)
 //!   while new bytes at an old offset get a new one.
+//! * The `s3` source ([`s3_source`]) is the exception to "checkpoint once buffered": it
+//!   marks an object done only once the sinks *acknowledged* its events (the buffers'
+//!   acknowledged positions passed where its events were appended), and its ids are
+//!   those of `cairn import` (object URI, ETag, line offset). The S3 client, listing,
+//!   streaming reads and the fields an object key adds live in [`s3`], which
+//!   `cairn import` uses too.
 
 pub mod buffer;
 pub mod checkpoint;
@@ -34,6 +41,8 @@ pub mod glob;
 pub mod kubernetes;
 pub mod metrics;
 pub mod pipeline;
+pub mod s3;
+pub mod s3_source;
 pub mod sigv4;
 pub mod sink;
 pub mod syslog;

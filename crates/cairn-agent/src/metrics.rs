@@ -23,6 +23,18 @@ pub struct Metrics {
     pub dead_letters: AtomicU64,
     pub dropped: AtomicU64,
     pub conflicts: AtomicU64,
+    /// `s3` sources: objects seen in listings (every poll counts them again).
+    pub s3_objects_listed: AtomicU64,
+    /// `s3` sources: objects read to their end and acknowledged by the sinks.
+    pub s3_objects_read: AtomicU64,
+    /// `s3` sources: downloads or decodes that failed (retried on a later poll).
+    pub s3_objects_failed: AtomicU64,
+    /// `s3` sources: listings that failed (retried on the next poll).
+    pub s3_list_errors: AtomicU64,
+    /// `s3` sources: stored (compressed) bytes downloaded.
+    pub s3_bytes: AtomicU64,
+    /// `s3` sources: lines that did not parse (shipped with `_parse_failure`).
+    pub s3_parse_failures: AtomicU64,
     /// Per file: bytes written but not yet read.
     pub lag: Mutex<BTreeMap<String, u64>>,
     pub buffers: Mutex<Vec<(String, Arc<DiskBuffer>)>>,
@@ -88,6 +100,42 @@ impl Metrics {
             "cairn_agent_conflicts_total",
             "Items answered 409 on create (already delivered).",
             &self.conflicts,
+        );
+        c(
+            &mut s,
+            "cairn_agent_s3_objects_listed_total",
+            "Objects seen in S3 listings (counted at every poll).",
+            &self.s3_objects_listed,
+        );
+        c(
+            &mut s,
+            "cairn_agent_s3_objects_read_total",
+            "S3 objects read completely and acknowledged by the sinks.",
+            &self.s3_objects_read,
+        );
+        c(
+            &mut s,
+            "cairn_agent_s3_objects_failed_total",
+            "S3 object downloads or decodes that failed (retried on a later poll).",
+            &self.s3_objects_failed,
+        );
+        c(
+            &mut s,
+            "cairn_agent_s3_list_errors_total",
+            "S3 listings that failed (retried on the next poll).",
+            &self.s3_list_errors,
+        );
+        c(
+            &mut s,
+            "cairn_agent_s3_bytes_total",
+            "Stored (compressed) bytes downloaded from S3.",
+            &self.s3_bytes,
+        );
+        c(
+            &mut s,
+            "cairn_agent_s3_parse_failures_total",
+            "Lines of S3 objects that did not parse (shipped flagged _parse_failure).",
+            &self.s3_parse_failures,
         );
         s.push_str("# HELP cairn_agent_buffer_bytes Unacknowledged bytes in a sink's disk buffer.\n# TYPE cairn_agent_buffer_bytes gauge\n");
         for (name, b) in self

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::buffer::{Appended, DiskBuffer};
+use crate::buffer::{Appended, DiskBuffer, Frames};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{Config, FileSourceConfig, ParseConfig, SourceConfig, TransformConfig};
-use crate::file_source::{event_id, FileIdentitySource, FileTailer, OsIdentity, RawLine};
+use crate::file_source::{
+    event_id, write_event_id, FileIdentitySource, FileTailer, OsIdentity, RawLine,
+};
 use crate::kubernetes::{self, KubernetesSourceConfig, SharedCache};
 use crate::metrics::{self, Metrics};
 use crate::sink::run_sink;
@@ -31,9 +33,9 @@ enum Node {
 
 /// The transform tree of one source thread, and per-sink output batches.
 #[derive(Debug)]
-struct Routes {
+pub(crate) struct Routes {
     nodes: Vec<Node>,
-    outs: Vec<Vec<Vec<u8>>>,
+    outs: Vec<Frames>,
 }
 
 fn build_nodes(cfg: &Config, from: &str, sink_names: &[String]) -> Result<Vec<Node>, AgentError> {
@@ -56,23 +58,131 @@ fn build_nodes(cfg: &Config, from: &str, sink_names: &[String]) -> Result<Vec<No
     Ok(nodes)
 }
 
-fn record(ev: &Event) -> Vec<u8> {
-    let mut r = Vec::with_capacity(256);
+/// The buffer record of an event: `<id>\n<document JSON>`.
+fn record(ev: &Event, r: &mut Vec<u8>) {
     r.extend_from_slice(ev.id.as_bytes());
     r.push(b'\n');
     // Serialising a Map of JSON values cannot fail.
-    let _ = serde_json::to_writer(&mut r, &ev.fields);
-    r
+    let _ = serde_json::to_writer(&mut *r, &ev.fields);
 }
 
-fn push(nodes: &mut [Node], ev: Event, outs: &mut [Vec<Vec<u8>>]) {
+/// Appends `s` as a JSON string, byte for byte what `serde_json` writes (pinned by a
+/// test), but finding the bytes to escape eight at a time and copying the runs between
+/// them whole.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// The high bit of each byte of `w` that is below 0x20, a quote or a backslash.
+    /// Borrows only run towards higher bytes, so the lowest bit set is always a real
+    /// hit (higher ones may be false, and are looked at again).
+    fn special(w: u64) -> u64 {
+        let ctl = w.wrapping_sub(ONES * 0x20) & !w;
+        let q = w ^ (ONES * b'"' as u64);
+        let q = q.wrapping_sub(ONES) & !q;
+        let b = w ^ (ONES * b'\\' as u64);
+        let b = b.wrapping_sub(ONES) & !b;
+        (ctl | q | b) & HIGH
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut run = 0usize; // start of the plain bytes not yet copied
+    let mut i = 0usize;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let hits = special(u64::from_le_bytes(w));
+            if hits == 0 {
+                i += 8;
+                continue;
+            }
+            i += (hits.trailing_zeros() / 8) as usize;
+        }
+        let c = bytes[i];
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[(c >> 4) as usize]);
+            out.push(HEX[(c & 0xf) as usize]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        i += 1;
+        run = i;
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// The buffer record of a file line with no transform in the way, written directly:
+/// the same bytes as `record(&line_event(..))` (pinned by a test) without building,
+/// serialising and freeing a JSON map per line. `ts` and `path` are JSON already.
+fn write_line_record(out: &mut Vec<u8>, source: &str, line: &RawLine, ts: &[u8], path: &[u8]) {
+    write_event_id(out, source, line.stream, line.start);
+    out.extend_from_slice(b"\n{\"@timestamp\":");
+    out.extend_from_slice(ts);
+    out.extend_from_slice(b",\"message\":");
+    let lossy = match std::str::from_utf8(&line.text) {
+        Ok(text) => {
+            write_json_str(out, text);
+            false
+        }
+        Err(_) => {
+            write_json_str(out, &String::from_utf8_lossy(&line.text));
+            true
+        }
+    };
+    out.extend_from_slice(b",\"log\":{\"file\":{\"path\":");
+    out.extend_from_slice(path);
+    out.extend_from_slice(b"},\"offset\":");
+    write_u64(out, line.start);
+    match (line.truncated, lossy) {
+        (false, false) => {}
+        (true, false) => out.extend_from_slice(b",\"flags\":[\"truncated\"]"),
+        (false, true) => out.extend_from_slice(b",\"flags\":[\"invalid_utf8\"]"),
+        (true, true) => out.extend_from_slice(b",\"flags\":[\"truncated\",\"invalid_utf8\"]"),
+    }
+    out.extend_from_slice(b"}}");
+}
+
+fn push(nodes: &mut [Node], ev: Event, outs: &mut [Frames]) {
     let n = nodes.len();
     let mut ev = Some(ev);
     for (k, node) in nodes.iter_mut().enumerate() {
         let e = if k + 1 == n { ev.take() } else { ev.clone() };
         let Some(e) = e else { return };
         match node {
-            Node::Sink(i) => outs[*i].push(record(&e)),
+            Node::Sink(i) => outs[*i].record(|r| record(&e, r)),
             Node::Transform(t, children) => {
                 let mut tmp = Vec::new();
                 t.process(e, &mut tmp);
@@ -86,7 +196,7 @@ fn push(nodes: &mut [Node], ev: Event, outs: &mut [Vec<Vec<u8>>]) {
 
 fn visit(
     nodes: &mut [Node],
-    outs: &mut [Vec<Vec<u8>>],
+    outs: &mut [Frames],
     f: &mut dyn FnMut(&mut Transform, &mut Vec<Event>),
 ) {
     for node in nodes.iter_mut() {
@@ -117,30 +227,72 @@ fn hold(nodes: &[Node], stream: u64) -> Option<u64> {
 }
 
 impl Routes {
-    fn push(&mut self, ev: Event) {
+    pub(crate) fn push(&mut self, ev: Event) {
         push(&mut self.nodes, ev, &mut self.outs);
     }
 
-    fn tick(&mut self) {
+    /// The first offset of `stream` a transform still holds (the `s3` source).
+    pub(crate) fn hold(&self, stream: u64) -> Option<u64> {
+        hold(&self.nodes, stream)
+    }
+
+    /// The sinks (buffer indexes) with events waiting for [`Routes::commit`].
+    pub(crate) fn written_sinks(&self) -> Vec<usize> {
+        (0..self.outs.len())
+            .filter(|i| !self.outs[*i].is_empty())
+            .collect()
+    }
+
+    /// Whether events go straight to sinks, with no transform in between.
+    fn is_direct(&self) -> bool {
+        self.nodes.iter().all(|n| matches!(n, Node::Sink(_)))
+    }
+
+    /// Routes a file line when [`Self::is_direct`]: its record is written once,
+    /// straight into the first sink's batch, and copied to the others.
+    fn push_line_direct(&mut self, source: &str, line: &RawLine, ts: &[u8], path: &[u8]) {
+        let mut sinks = self.nodes.iter().filter_map(|n| match n {
+            Node::Sink(i) => Some(*i),
+            Node::Transform(..) => None,
+        });
+        let Some(first) = sinks.next() else { return };
+        self.outs[first].record(|r| write_line_record(r, source, line, ts, path));
+        for i in sinks {
+            let (a, b) = if first < i {
+                let (lo, hi) = self.outs.split_at_mut(i);
+                (&lo[first], &mut hi[0])
+            } else {
+                let (lo, hi) = self.outs.split_at_mut(first);
+                (&hi[0], &mut lo[i])
+            };
+            b.push(a.last());
+        }
+    }
+
+    pub(crate) fn tick(&mut self) {
         let now = now_millis();
         visit(&mut self.nodes, &mut self.outs, &mut |t, out| {
             t.tick(now, out)
         });
     }
 
-    fn end_stream(&mut self, stream: u64) {
+    pub(crate) fn end_stream(&mut self, stream: u64) {
         visit(&mut self.nodes, &mut self.outs, &mut |t, out| {
             t.end_stream(stream, out)
         });
     }
 
     /// Appends the batches to the sink buffers (blocking when one is full).
-    fn commit(&mut self, buffers: &[Arc<DiskBuffer>], metrics: &Metrics) -> Result<(), AgentError> {
+    pub(crate) fn commit(
+        &mut self,
+        buffers: &[Arc<DiskBuffer>],
+        metrics: &Metrics,
+    ) -> Result<(), AgentError> {
         for (i, out) in self.outs.iter_mut().enumerate() {
             if out.is_empty() {
                 continue;
             }
-            if buffers[i].append(out)? == Appended::Dropped {
+            if buffers[i].append_frames(out)? == Appended::Dropped {
                 Metrics::add(&metrics.dropped, out.len() as u64);
             }
             out.clear();
@@ -227,6 +379,8 @@ fn run_file_source(
     let mut lines = Vec::new();
     let mut ended = Vec::new();
     let mut reported: Vec<String> = Vec::new();
+    // The last file path seen, and it as JSON (for the direct path).
+    let mut path_json: (Arc<str>, Vec<u8>) = (Arc::from(""), b"\"\"".to_vec());
     loop {
         tailer.maybe_rescan(&mut ended)?;
         let read = tailer.poll(CYCLE_BYTES, &mut lines, &mut ended)?;
@@ -237,6 +391,17 @@ fn run_file_source(
         } else {
             millis_to_timestamp(tailer.read_time()?)
         };
+        if kube.is_none() && routes.is_direct() {
+            let ts_json = serde_json::to_vec(&ts).unwrap_or_default();
+            for line in lines.drain(..) {
+                if !Arc::ptr_eq(&line.path, &path_json.0) {
+                    path_json.1.clear();
+                    write_json_str(&mut path_json.1, &line.path);
+                    path_json.0 = line.path.clone();
+                }
+                routes.push_line_direct(name, &line, &ts_json, &path_json.1);
+            }
+        }
         for line in lines.drain(..) {
             let ev = line_event(name, line, &ts);
             match kube.as_mut() {
@@ -471,7 +636,7 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
         let nodes = build_nodes(&cfg, name, &sink_names)?;
         let mut routes = Routes {
             nodes,
-            outs: vec![Vec::new(); sink_names.len()],
+            outs: vec![Frames::default(); sink_names.len()],
         };
         let bufs = buffers.clone();
         let m = metrics.clone();
@@ -555,6 +720,28 @@ pub fn run_config(cfg: Config, ident: Arc<dyn FileIdentitySource>) -> Result<(),
                     })
                     .map_err(|e| AgentError::io("spawning a source thread", e))?;
             }
+            SourceConfig::S3(c) => {
+                let mut src = crate::s3_source::S3Source::new(
+                    &name,
+                    *c,
+                    &data_dir.join("checkpoints"),
+                    metrics.clone(),
+                )?;
+                src.connect()?;
+                std::thread::Builder::new()
+                    .name(format!("source-{name}"))
+                    .spawn(move || {
+                        let mut out = crate::s3_source::PipelineOutput {
+                            routes,
+                            buffers: bufs,
+                            metrics: m,
+                        };
+                        if let Err(e) = src.run(&mut out) {
+                            let _ = tx.send(e);
+                        }
+                    })
+                    .map_err(|e| AgentError::io("spawning a source thread", e))?;
+            }
             SourceConfig::Stdin(sc) => {
                 finite_left.fetch_add(1, Ordering::SeqCst);
                 let left = finite_left.clone();
@@ -599,4 +786,97 @@ pub fn check_config(path: &Path) -> Result<String, AgentError> {
         cfg.sinks.len(),
         PathBuf::from(&cfg.data_dir).display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_match_serde_json() {
+        let mut cases: Vec<String> = (0u8..0x80).map(|b| (b as char).to_string()).collect();
+        cases.extend(
+            [
+                "",
+                "plain ascii line of some length, no escapes at all",
+                "quote\" in the middle of a longer line",
+                "back\\slash and\ttab\r\n and \u{1} \u{1f} \u{7f} \u{8} \u{c}",
+                "ünïcödé → 日本語 \"mixed\" with escapes\\",
+                "12345678\"12345678\\1234567\u{0}",
+            ]
+            .map(String::from),
+        );
+        for s in cases {
+            let mut ours = Vec::new();
+            write_json_str(&mut ours, &s);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                serde_json::to_string(&s).expect("json"),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn direct_line_records_match_line_events() {
+        let ts = millis_to_timestamp(1_714_557_600_123);
+        let ts_json = serde_json::to_vec(&ts).expect("json");
+        let lines: [(&[u8], bool, &str); 6] = [
+            (
+                b"10.0.0.1 - - [01/May/2024] \"GET / HTTP/1.1\" 200 5",
+                false,
+                "/var/log/a.log",
+            ),
+            (b"", false, "/var/log/a.log"),
+            (b"cut short", true, "/tmp/we\"ird\\path\t.log"),
+            (b"bad \xff utf-8", false, "/x"),
+            (b"bad \xc3 and cut", true, "/x"),
+            (b"ctl \x01\x1b[0m done", false, "/x"),
+        ];
+        for (k, (text, truncated, path)) in lines.into_iter().enumerate() {
+            let line = || RawLine {
+                stream: 7,
+                start: 1000 * k as u64,
+                path: Arc::from(path),
+                text: text.to_vec(),
+                truncated,
+            };
+            let mut expected = Vec::new();
+            record(&line_event("app", line(), &ts), &mut expected);
+            let mut path_json = Vec::new();
+            write_json_str(&mut path_json, path);
+            let mut got = Vec::new();
+            write_line_record(&mut got, "app", &line(), &ts_json, &path_json);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+        let mut n = Vec::new();
+        for v in [0u64, 9, 10, 12345, u64::MAX] {
+            n.clear();
+            write_u64(&mut n, v);
+            assert_eq!(n, v.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn direct_routes_copy_records_to_every_sink() {
+        let mut routes = Routes {
+            nodes: vec![Node::Sink(1), Node::Sink(0)],
+            outs: vec![Frames::default(); 2],
+        };
+        assert!(routes.is_direct());
+        let line = RawLine {
+            stream: 1,
+            start: 0,
+            path: Arc::from("/a"),
+            text: b"hello".to_vec(),
+            truncated: false,
+        };
+        routes.push_line_direct("s", &line, b"\"t\"", b"\"/a\"");
+        assert_eq!(routes.outs[0].len(), 1);
+        assert_eq!(routes.outs[0].last(), routes.outs[1].last());
+        assert!(routes.outs[0].last().ends_with(b"\"offset\":0}}"));
+    }
 }

@@ -26,7 +26,7 @@ use crate::AgentError;
 
 /// Splits a buffer record into (id, document).
 fn split_record(r: &[u8]) -> (&str, &[u8]) {
-    match r.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', r) {
         Some(i) => (std::str::from_utf8(&r[..i]).unwrap_or(""), &r[i + 1..]),
         None => ("", r),
     }
@@ -156,27 +156,28 @@ fn run_file(
     tracing::info!(sink = name, path = %c.path.display(), "file sink ready");
     let mut out = Vec::with_capacity(c.batch.max_bytes + 4096);
     loop {
-        let Some(batch) = buffer.read_batch(
+        out.clear();
+        // Documents go from the buffer's read-ahead straight into the write buffer.
+        let Some((count, end)) = buffer.read_batch_with(
             c.batch.max_bytes,
             c.batch.max_events,
             c.batch.timeout,
             Duration::from_secs(1),
+            &mut |r| {
+                let (_, doc) = split_record(r);
+                out.extend_from_slice(doc);
+                out.push(b'\n');
+            },
         )?
         else {
             continue;
         };
-        out.clear();
-        for r in &batch.records {
-            let (_, doc) = split_record(r);
-            out.extend_from_slice(doc);
-            out.push(b'\n');
-        }
         file.write_all(&out)
             .and_then(|_| file.sync_data())
             .map_err(|e| AgentError::io(format!("writing {}", c.path.display()), e))?;
-        Metrics::add(&metrics.events_out, batch.records.len() as u64);
+        Metrics::add(&metrics.events_out, count as u64);
         Metrics::add(&metrics.bytes_out, out.len() as u64);
-        buffer.ack(batch.end)?;
+        buffer.ack(end)?;
     }
 }
 

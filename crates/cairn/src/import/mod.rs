@@ -22,13 +22,14 @@ mod source;
 mod state;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use cairn_agent::s3::{self, pruned_by_date};
 use cairn_formats::aws_key::{self, AwsKeyInfo, AwsLogKind};
 use cairn_formats::{Event, Format, LineOutcome, LineParser, ParseOptions};
 use clap::Args;
@@ -38,8 +39,6 @@ use bulk::{BulkClient, BulkOutcome, Doc};
 use progress::{Counters, CountingReader};
 use source::ObjectRef;
 use state::State;
-
-const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
@@ -127,72 +126,12 @@ struct Ctx {
 
 /// `7d`, `now-7d`, `now`, or an absolute date/time → epoch microseconds.
 fn parse_time(s: &str, flag: &str) -> Result<i64> {
-    let t = s.trim();
-    let now = cairn_core::time::now_micros();
-    if t == "now" {
-        return Ok(now);
-    }
-    let rel = t.strip_prefix("now-").unwrap_or(t);
-    if let Some(d) = cairn_core::time::parse_duration(rel) {
-        return Ok(now - d);
-    }
-    cairn_core::time::parse_iso(t).ok_or_else(|| {
+    s3::parse_time(s).ok_or_else(|| {
         anyhow!(
             "invalid {flag} [{s}]: use a relative time such as 15m, 2h, 7d (or now-7d), \
              or an absolute one such as 2024-05-01 or 2024-05-01T10:00:00Z"
         )
     })
-}
-
-/// Should this key be skipped for the time window? Key dates are delivery dates or
-/// window stamps: keep a day of margin on each side (AWS-LOGS.md §9).
-fn pruned_by_date(info: &AwsKeyInfo, since: Option<i64>, until: Option<i64>) -> bool {
-    let day_start = match (&info.date, &info.stamp) {
-        (Some(d), _) => {
-            cairn_core::time::parse_iso(&format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
-        }
-        (None, Some(s)) => cairn_core::time::parse_iso(s).map(|t| t - t % MICROS_PER_DAY),
-        _ => None,
-    };
-    let Some(start) = day_start else {
-        return false;
-    };
-    let end = start + MICROS_PER_DAY;
-    since.is_some_and(|s| end + MICROS_PER_DAY <= s)
-        || until.is_some_and(|u| start - MICROS_PER_DAY >= u)
-}
-
-fn set_path(ev: &mut Event, path: &str, v: Value, overwrite: bool) {
-    let mut parts = path.split('.').peekable();
-    let mut cur = ev;
-    while let Some(p) = parts.next() {
-        if parts.peek().is_none() {
-            if overwrite || !cur.contains_key(p) {
-                cur.insert(p.to_owned(), v);
-            }
-            return;
-        }
-        let next = cur
-            .entry(p.to_owned())
-            .or_insert_with(|| Value::Object(serde_json::Map::new()));
-        match next {
-            Value::Object(m) => cur = m,
-            // A scalar where an object is needed (user JSON): leave the record alone.
-            _ => return,
-        }
-    }
-}
-
-fn has_path(ev: &Event, path: &str) -> bool {
-    cairn_formats::get_path(ev, path).is_some() || ev.contains_key(path)
-}
-
-fn set_if_absent(ev: &mut Event, path: &str, v: Option<&String>) {
-    if let Some(v) = v {
-        if !has_path(ev, path) {
-            set_path(ev, path, Value::String(v.clone()), false);
-        }
-    }
 }
 
 /// Index name for an event without `--index`.
@@ -251,61 +190,17 @@ impl Sink<'_> {
             }
         }
         if let Some(info) = &self.info {
-            set_if_absent(&mut ev, "cloud.account.id", info.account_id.as_ref());
-            set_if_absent(&mut ev, "cloud.region", info.region.as_ref());
-            if !has_path(&ev, "cloud.provider") {
-                set_path(&mut ev, "cloud.provider", Value::from("aws"), false);
-            }
-            match info.kind {
-                AwsLogKind::Alb | AwsLogKind::Nlb | AwsLogKind::Clb => {
-                    set_if_absent(&mut ev, "aws.elb.name", info.load_balancer.as_ref())
-                }
-                AwsLogKind::CloudFront => set_if_absent(
-                    &mut ev,
-                    "aws.cloudfront.distribution_id",
-                    info.distribution_id.as_ref(),
-                ),
-                AwsLogKind::VpcFlow => set_if_absent(
-                    &mut ev,
-                    "aws.vpcflow.flow_log_id",
-                    info.flow_log_id.as_ref(),
-                ),
-                AwsLogKind::S3Access => {
-                    set_if_absent(&mut ev, "aws.s3access.bucket", info.source_bucket.as_ref())
-                }
-                _ => {}
-            }
+            s3::add_key_fields(&mut ev, info);
         }
-        set_path(
-            &mut ev,
-            "log.file.path",
-            Value::from(self.obj.uri.clone()),
-            true,
-        );
-        if let Some(off) = offset {
-            set_path(&mut ev, "log.offset", Value::from(off), true);
-        }
-        let ct_id = (self.ctx.format == Format::AwsCloudtrail
+        s3::set_location(&mut ev, &self.obj.uri, offset);
+        let cloudtrail = self.ctx.format == Format::AwsCloudtrail
             || self.info.as_ref().is_some_and(|i| {
                 matches!(
                     i.kind,
                     AwsLogKind::CloudTrail | AwsLogKind::CloudTrailInsight
                 )
-            }))
-        .then(|| cairn_formats::get_path(&ev, "event.id").and_then(Value::as_str))
-        .flatten()
-        .map(str::to_owned);
-        let id = match ct_id {
-            Some(id) => id,
-            None => {
-                let base = aws_key::document_id(&self.obj.uri, &self.version, offset.unwrap_or(0));
-                if sub == 0 {
-                    base
-                } else {
-                    format!("{base}-{sub}")
-                }
-            }
-        };
+            });
+        let id = s3::document_id(&ev, cloudtrail, &self.obj.uri, &self.version, offset, sub);
         let index = match &self.ctx.index {
             Some(i) => i.clone(),
             None => default_index(&ev),
@@ -352,64 +247,16 @@ impl Sink<'_> {
     }
 }
 
-/// Reads up to `n` bytes (fewer only at the end of the stream).
-fn read_head(r: &mut dyn Read, n: usize) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(n);
-    r.take(n as u64).read_to_end(&mut head)?;
-    Ok(head)
-}
-
-/// Longest line kept; the rest of a longer line is dropped (the line still becomes a
-/// document, with what was kept).
-const MAX_LINE: usize = 16 << 20;
-
-/// Reads one line (with its `\n`) into `buf`, keeping at most MAX_LINE bytes. Returns
-/// the bytes consumed from the stream (0 at the end).
-fn read_line_limited(r: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    buf.clear();
-    let mut consumed = 0;
-    loop {
-        let avail = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if avail.is_empty() {
-            return Ok(consumed);
-        }
-        let (take, done) = match memchr_nl(avail) {
-            Some(i) => (i + 1, true),
-            None => (avail.len(), false),
-        };
-        let room = MAX_LINE.saturating_sub(buf.len());
-        buf.extend_from_slice(&avail[..take.min(room)]);
-        r.consume(take);
-        consumed += take;
-        if done {
-            return Ok(consumed);
-        }
-    }
-}
-
-fn memchr_nl(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
-}
+use s3::read_head;
 
 fn process(ctx: &Ctx, obj: &ObjectRef) -> Result<ObjectResult> {
     let raw = source::open(obj, &ctx.rt)?;
-    let mut raw: Box<dyn Read + Send> = Box::new(CountingReader {
+    let raw: Box<dyn Read + Send> = Box::new(CountingReader {
         inner: raw,
         counters: ctx.counters.clone(),
     });
     // Compression by content, not by name.
-    let magic = read_head(&mut raw, 2).context("cannot read")?;
-    let gz = magic.starts_with(&[0x1f, 0x8b]);
-    let chained = std::io::Cursor::new(magic).chain(raw);
-    let mut body: Box<dyn Read + Send> = if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(chained))
-    } else {
-        Box::new(chained)
-    };
+    let (mut body, gz) = s3::decode(raw).context("cannot read")?;
     let decode_err = |e: std::io::Error| {
         if gz {
             format!("gzip data is damaged or truncated: {e}")
@@ -496,9 +343,9 @@ fn process(ctx: &Ctx, obj: &ObjectRef) -> Result<ObjectResult> {
     let mut line = Vec::new();
     let mut offset: u64 = 0;
     loop {
-        match read_line_limited(&mut reader, &mut line) {
-            Ok(0) => break,
-            Ok(n) => {
+        match s3::read_line(&mut reader, &mut line, s3::MAX_LINE) {
+            Ok((0, _)) => break,
+            Ok((n, _)) => {
                 let out = parser.parse_line(&line);
                 sink.line_outcome(out, offset)?;
                 offset += n as u64;
@@ -739,73 +586,11 @@ mod tests {
     fn index_names() {
         let mut ev = Event::new();
         assert_eq!(default_index(&ev), "logs-import");
-        set_path(
-            &mut ev,
-            "event.dataset",
-            Value::from("aws.cloudfront_logs"),
-            true,
+        ev.insert(
+            "event".into(),
+            serde_json::json!({"dataset": "aws.cloudfront_logs"}),
         );
         assert_eq!(default_index(&ev), "logs-aws-cloudfront_logs");
-    }
-
-    #[test]
-    fn set_if_absent_keeps_record_values() {
-        let mut ev = Event::new();
-        set_path(&mut ev, "cloud.region", Value::from("eu-west-1"), true);
-        set_if_absent(&mut ev, "cloud.region", Some(&"us-east-1".to_string()));
-        set_if_absent(&mut ev, "cloud.account.id", Some(&"123".to_string()));
-        assert_eq!(
-            cairn_formats::get_path(&ev, "cloud.region"),
-            Some(&Value::from("eu-west-1"))
-        );
-        assert_eq!(
-            cairn_formats::get_path(&ev, "cloud.account.id"),
-            Some(&Value::from("123"))
-        );
-    }
-
-    #[test]
-    fn date_pruning_has_a_day_of_margin() {
-        let info = aws_key::parse_key(
-            "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2022/12/06/123456789012_elasticloadbalancing_us-east-1_app.lb.f1_20221206T1745Z_10.0.0.1_abc.log.gz",
-        )
-        .unwrap();
-        let t = |s: &str| cairn_core::time::parse_iso(s).unwrap();
-        assert!(!pruned_by_date(
-            &info,
-            Some(t("2022-12-07T12:00:00Z")),
-            None
-        ));
-        assert!(pruned_by_date(&info, Some(t("2022-12-08T00:00:00Z")), None));
-        assert!(!pruned_by_date(
-            &info,
-            None,
-            Some(t("2022-12-05T12:00:00Z"))
-        ));
-        assert!(pruned_by_date(&info, None, Some(t("2022-12-05T00:00:00Z"))));
-    }
-
-    #[test]
-    fn truncated_gzip_is_an_error_not_a_panic() {
-        use std::io::Write;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        for i in 0..2000 {
-            writeln!(enc, "line {i} with some text to make it long enough").unwrap();
-        }
-        let gz = enc.finish().unwrap();
-        let cut = &gz[..gz.len() / 2];
-        let mut r = BufReader::new(flate2::read::MultiGzDecoder::new(cut));
-        let mut line = Vec::new();
-        let mut n = 0;
-        let err = loop {
-            match read_line_limited(&mut r, &mut line) {
-                Ok(0) => break None,
-                Ok(_) => n += 1,
-                Err(e) => break Some(e),
-            }
-        };
-        assert!(err.is_some());
-        assert!(n > 0);
     }
 
     #[test]
