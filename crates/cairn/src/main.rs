@@ -23,7 +23,9 @@ mod query;
 mod security_cmd;
 
 // mimalloc returns freed memory to the OS and fragments less than glibc's malloc under
-// many concurrent bulk requests (measured in bench/RESULTS.md).
+// many concurrent bulk requests (measured in bench/RESULTS.md). The `system-alloc`
+// feature keeps the system allocator, for heap profilers that hook malloc (heaptrack).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -498,7 +500,31 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// mimalloc (v3, as built) keeps freed pages for a second before it gives them back to
+/// the OS. Under bulk load that held ~150 MiB more resident: 256 MiB of JSON through four
+/// clients peaked at 482 MiB RssAnon, and at 310-335 MiB with a 10 ms delay, for ~12%
+/// more server CPU (bench/RESULTS.md). A `MIMALLOC_PURGE_DELAY` in the environment
+/// still wins.
+#[cfg(not(feature = "system-alloc"))]
+fn tune_allocator() {
+    // `mi_option_purge_delay` in mimalloc v3's option enum (the bindings name no
+    // constant for it); changed only if it holds a default (10 ms in the header's
+    // comment, 1000 ms as built; `MIMALLOC_VERBOSE=1` lists the options).
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: plain reads and writes of mimalloc's option table, valid at any time.
+    unsafe {
+        if matches!(libmimalloc_sys::mi_option_get(PURGE_DELAY), 10 | 1000) {
+            libmimalloc_sys::mi_option_set(PURGE_DELAY, 10);
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    #[cfg(not(feature = "system-alloc"))]
+    tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
