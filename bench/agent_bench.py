@@ -191,14 +191,22 @@ ruleset(name="ship" queue.type="LinkedList" queue.size="200000" queue.dequeueBat
 
 
 def run_server_part(small: Path, n_small: int, results: list) -> None:
-    """file -> agent -> cairn serve, and the same through rsyslog."""
+    """file -> agent -> cairn serve, and the same through rsyslog, each into a fresh
+    server (neither pays for the other's index or warms the server for it)."""
     server, port = start_server("agent")
     try:
-        r = run_agent("agent -> cairn", small, n_small,
-                      {"type": "elasticsearch", "endpoints": [f"http://127.0.0.1:{port}"], "index": "bench-agent"}, server)
+        sink = {"type": "elasticsearch", "endpoints": [f"http://127.0.0.1:{port}"], "index": "bench-agent"}
+        # AGENT_SINK: extra sink settings as JSON, e.g. '{"concurrency": 4}'.
+        sink.update(json.loads(os.environ.get("AGENT_SINK", "{}")))
+        r = run_agent("agent -> cairn", small, n_small, sink, server)
         r["mb_per_s"] = round(small.stat().st_size / 2**20 / r["seconds"], 1)
         r["indexed"] = count(port, "bench-agent")
         results.append(r)
+    finally:
+        server.terminate()
+        server.wait(120)
+    server, port = start_server("rsyslog")
+    try:
         r = run_rsyslog(small, n_small, server, port)
         if r:
             r["mb_per_s"] = round(small.stat().st_size / 2**20 / r["seconds"], 1)
