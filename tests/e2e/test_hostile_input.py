@@ -503,6 +503,35 @@ def test_stalled_body_is_cut_off_and_frees_its_slot(cairn_factory):
     assert r.status_code == 200, r.text
 
 
+def test_single_document_writes_share_the_write_gate(cairn_factory):
+    """`PUT /{index}/_doc/{id}` and friends take a write slot like `_bulk`: with one slot
+    and no queue, a second write while one is running gets Elasticsearch's 429, and a
+    realtime GET is never held up."""
+    s = cairn_factory(extra_args=["--max-concurrent-bulk", "1", "--bulk-queue-size", "0"])
+    running = socket.create_connection(("127.0.0.1", s.port), timeout=LIVENESS)
+    try:
+        # Headers promise a body that has not come yet: the write holds the only slot.
+        running.sendall(b"PUT /w/_doc/1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n")
+        deadline = time.monotonic() + LIVENESS
+        while True:
+            r = requests.put(s.u("/w/_doc/2"), json={"n": 2}, timeout=LIVENESS)
+            if r.status_code == 429 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)  # the stalled write may not have taken its slot yet
+        assert r.status_code == 429, r.text
+        err = r.json()["error"]
+        assert err["type"] == "es_rejected_execution_exception", err
+        assert "rejected execution of write request [PUT /w/_doc/2]" in err["reason"], err
+        assert requests.get(s.u("/w/_doc/2"), timeout=LIVENESS).status_code == 404
+        running.sendall(b'{"n": 1}\n')
+        assert _read_status(running) == 201
+    finally:
+        running.close()
+    # The slot is free again.
+    r = requests.put(s.u("/w/_doc/2"), json={"n": 2}, timeout=LIVENESS)
+    assert r.status_code == 201, r.text
+
+
 def test_percent_before_a_multibyte_character_in_the_path(srv):
     """Found by fuzzing the HTTP path: `%` followed by a multi-byte character in an index
     expression used to panic the request's task."""

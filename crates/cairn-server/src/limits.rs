@@ -46,14 +46,25 @@ impl Family {
     /// Which family a request belongs to, from its method and path (the middleware runs
     /// before routing, so it cannot use the matched route).
     pub fn of(method: &Method, path: &str) -> Option<Family> {
-        // Clearing a scroll or a PIT frees resources: never make it wait.
-        if method == Method::DELETE || method == Method::HEAD {
-            return None;
-        }
         let mut segments = path.split('/').filter(|s| !s.is_empty());
         let first = segments.next()?;
         let second = segments.next();
         let third = segments.next();
+        let deeper = segments.next().is_some();
+        // Single-document writes (`/{index}/_doc[/{id}]`, `_create/{id}`,
+        // `_update/{id}`, a `DELETE` of `_doc/{id}`) take a write slot, as in
+        // Elasticsearch's write pool; reading one (`GET`/`HEAD`) does not wait.
+        if !first.starts_with('_')
+            && matches!(second, Some("_doc" | "_create" | "_update"))
+            && !deeper
+            && !matches!(third, Some("_search"))
+        {
+            return (method != Method::GET && method != Method::HEAD).then_some(Family::Bulk);
+        }
+        // Clearing a scroll or a PIT frees resources: never make it wait.
+        if method == Method::DELETE || method == Method::HEAD {
+            return None;
+        }
         // `/_search/scroll[/{id}]`
         if first == "_search" && second == Some("scroll") {
             return Some(Family::Search);
@@ -67,7 +78,10 @@ impl Family {
         };
         match endpoint {
             "_bulk" => Some(Family::Bulk),
-            "_search" | "_msearch" | "_count" => Some(Family::Search),
+            // By-query writes are mostly a scan: they hold a search slot while they run.
+            "_search" | "_msearch" | "_count" | "_delete_by_query" | "_update_by_query" => {
+                Some(Family::Search)
+            }
             _ => None,
         }
     }
@@ -329,6 +343,23 @@ mod tests {
         assert_eq!(Family::of(&get, "/logs/_doc/_search"), None);
         assert_eq!(Family::of(&get, "/_cat/indices"), None);
         assert_eq!(Family::of(&get, "/_search_template"), None);
+        // Single-document writes are writes; reads of one document are not gated.
+        assert_eq!(Family::of(&post, "/logs/_doc"), Some(Family::Bulk));
+        assert_eq!(Family::of(&put(), "/logs/_doc/1"), Some(Family::Bulk));
+        assert_eq!(Family::of(&put(), "/logs/_create/1"), Some(Family::Bulk));
+        assert_eq!(Family::of(&post, "/logs/_update/1"), Some(Family::Bulk));
+        assert_eq!(
+            Family::of(&Method::DELETE, "/logs/_doc/1"),
+            Some(Family::Bulk)
+        );
+        assert_eq!(Family::of(&get, "/logs/_doc/1"), None);
+        assert_eq!(Family::of(&Method::HEAD, "/logs/_doc/1"), None);
+        assert_eq!(Family::of(&get, "/_doc/1"), None);
+        assert_eq!(
+            Family::of(&post, "/logs/_delete_by_query"),
+            Some(Family::Search)
+        );
+        assert_eq!(Family::of(&Method::DELETE, "/logs"), None);
     }
 
     fn put() -> Method {
