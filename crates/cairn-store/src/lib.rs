@@ -280,19 +280,47 @@ impl IndexHandle {
         let mut out = Vec::new();
         let mut version = 0;
         for (key, p) in self.partitions.read().iter() {
-            let searcher = p.reader.searcher();
-            let term = Term::from_field_text(p.fields.id, id);
-            let q = TermQuery::new(term, IndexRecordOption::Basic);
-            if let Ok(n) = searcher.search(&q, &tantivy::collector::Count) {
-                if n > 0 {
-                    out.push(*key);
-                    if let Some((_, v)) = Self::stored_doc(p, id) {
-                        version = version.max(v);
-                    }
+            if Self::holds_id(p, id) {
+                out.push(*key);
+                if let Some((_, v)) = Self::stored_doc(p, id) {
+                    version = version.max(v);
                 }
             }
         }
         (out, version)
+    }
+
+    /// Whether a live document of `p` has `id`. Every `create` and explicit-id `index`
+    /// asks this of every partition, and almost always for an id that is nowhere: one
+    /// term-dictionary probe per segment, without a query's weight and scorer.
+    fn holds_id(p: &Partition, id: &str) -> bool {
+        use tantivy::DocSet as _;
+        let searcher = p.reader.searcher();
+        let term = Term::from_field_text(p.fields.id, id);
+        searcher.segment_readers().iter().any(|seg| {
+            let Ok(inverted) = seg.inverted_index(p.fields.id) else {
+                return false;
+            };
+            let Ok(Some(info)) = inverted.get_term_info(&term) else {
+                return false;
+            };
+            let Some(alive) = seg.alive_bitset() else {
+                return true;
+            };
+            let Ok(mut postings) =
+                inverted.read_postings_from_terminfo(&info, IndexRecordOption::Basic)
+            else {
+                return false;
+            };
+            let mut doc = postings.doc();
+            while doc != tantivy::TERMINATED {
+                if alive.is_alive(doc) {
+                    return true;
+                }
+                doc = postings.advance();
+            }
+            false
+        })
     }
 
     /// Realtime get: the newest source of `id` and its version, or None.
