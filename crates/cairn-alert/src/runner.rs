@@ -94,9 +94,9 @@ pub struct Runner {
     starttime: Option<i64>,
     minimum_starttime: Option<i64>,
     processed: HashMap<String, i64>,
-    /// With a count gate: every document up to this time has been read into the rule
-    /// type (or was before the first run); documents after it that a skipped window left
-    /// unread are read when a later window needs them.
+    /// With a gate: every document up to this time has been read into the rule type (or
+    /// was before the first run); documents after it that a skipped window left unread
+    /// are read when a later window needs them.
     fed_until: Option<i64>,
     terms_loaded: bool,
     /// Silences set through the API (silence key -> until), refreshed by the engine.
@@ -647,15 +647,16 @@ impl Runner {
         };
         let from = start.saturating_sub(lookback);
         let index = self.index(from, end);
+        // A question the server cannot answer (a field it cannot aggregate, say) only
+        // means the documents are read, as without a gate.
         let possible = match &gate {
-            Gate::Count { n, .. } => {
-                es.count(&index, &json!({"query": self.query(from, end)}))
-                    .await?
-                    >= *n
-            }
+            Gate::Count { n, .. } => es
+                .count(&index, &json!({"query": self.query(from, end)}))
+                .await
+                .map_or(true, |c| c >= *n),
             Gate::Distinct { field, max, .. } => {
                 self.more_distinct_than(es, &index, from, end, field, *max)
-                    .await?
+                    .await
             }
         };
         if !possible {
@@ -681,8 +682,8 @@ impl Runner {
 
     /// Whether `field` may have more than `max` distinct values in `(start, end]`, as
     /// the documents would count them: true also when the aggregation cannot tell
-    /// (more buckets than asked for, keys that are not strings, documents with several
-    /// values).
+    /// (more buckets than it returns, keys that are not strings, documents with several
+    /// values, an error).
     async fn more_distinct_than(
         &self,
         es: Es<'_>,
@@ -691,14 +692,18 @@ impl Runner {
         end: i64,
         field: &str,
         max: u64,
-    ) -> Result<bool> {
-        let res = es
-            .search(index, &self.values_body(start, end, field, max + 1), None)
-            .await?;
-        Ok(match string_terms(&res) {
-            Some(values) => values.len() as u64 > max,
-            None => true,
-        })
+    ) -> bool {
+        let size = max.saturating_add(1).min(GATE_TERMS);
+        match es
+            .search(index, &self.values_body(start, end, field, size), None)
+            .await
+        {
+            Ok(res) => string_terms(&res).is_none_or(|values| values.len() as u64 > max),
+            Err(e) => {
+                tracing::debug!(rule = %self.rule.name, error = %e, "gate unanswered: reading documents");
+                true
+            }
+        }
     }
 
     /// A size-0 search for the values of `field` in `(start, end]` (at most `size`),
@@ -730,16 +735,22 @@ impl Runner {
         end: i64,
         fields: &[String],
     ) -> Result<Option<u64>> {
-        const GATE_TERMS: u64 = 10_000;
         let mut hits = 0;
         for (i, field) in fields.iter().enumerate() {
-            let res = es
+            let res = match es
                 .search(
                     index,
                     &self.values_body(start, end, field, GATE_TERMS),
                     None,
                 )
-                .await?;
+                .await
+            {
+                Ok(res) => res,
+                Err(e) => {
+                    tracing::debug!(rule = %self.rule.name, error = %e, "term gate unanswered: reading documents");
+                    return Ok(None);
+                }
+            };
             hits = res
                 .pointer("/hits/total/value")
                 .and_then(Value::as_u64)
@@ -989,6 +1000,9 @@ impl Runner {
         Ok(())
     }
 }
+
+/// Most values a gate asks the server for (well under `search.max_buckets`).
+const GATE_TERMS: u64 = 10_000;
 
 /// The values of a [`Runner::values_body`] answer, when they stand for every document
 /// exactly as the documents' own values would: None with truncated buckets, keys that

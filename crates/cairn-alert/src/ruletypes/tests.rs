@@ -176,6 +176,13 @@ impl SearchBackend for Fake {
                 return Ok((200, json!({"count": self.filter(body).len()})));
             }
             if p.ends_with("/_search") {
+                // As Elasticsearch answers a terms aggregation on a text field.
+                if body.pointer("/aggs/values/terms/field") == Some(&json!("message")) {
+                    return Ok((
+                        400,
+                        json!({"error": {"type": "illegal_argument_exception", "reason": "Fielddata is disabled on [message] in [logs]"}, "status": 400}),
+                    ));
+                }
                 let mut hits = self.filter(body);
                 hits.sort_by_key(|(_, d)| {
                     field(d, "@timestamp")
@@ -770,6 +777,21 @@ fn cardinality_reads_documents_only_when_too_many_values_are_possible() {
     // twice (43).
     let pulled = fake.pulled.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(pulled, 17);
+
+    // A field the server cannot aggregate (a text field): the gate stands aside and the
+    // documents are read, as without it.
+    let docs: Vec<Value> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| json!({"@timestamp": format!("2024-01-01T10:00:{:02}Z", 10 * i + 5), "message": m}))
+        .collect();
+    let fake = Fake::new(docs);
+    let es = Es::new(&fake, "u");
+    let r = rule("name: c\nindex: logs\ntype: cardinality\ncardinality_field: message\nmax_cardinality: 2\ntimeframe: {minutes: 10}\nrealert: {minutes: 0}\n");
+    let mut runner = Runner::new(r, RuleState::default());
+    let rep = block_on(runner.run(es, t("2024-01-01T10:01:00Z"))).unwrap();
+    assert_eq!(rep.alerts.len(), 1, "{:?}", rep.alerts);
+    assert_eq!(rep.alerts[0].matches[0]["message"], "c");
 }
 
 #[test]
