@@ -133,12 +133,19 @@ def run_agent(name: str, input_file: Path, lines: int, sink: dict, server=None) 
         "sinks": {"out": dict(sink, inputs=["app"])},
     }
     (work / "agent.yaml").write_text(json.dumps(cfg))
-    log = open(work / "agent.log", "w")
+    return measure(name, [str(CAIRN), "agent", "--config", str(work / "agent.yaml")], work / "agent.log",
+                   lambda: metrics(api)["cairn_agent_events_out_total"] >= lines, server)
+
+
+def measure(name: str, cmd: list[str], log_path: Path, done, server=None) -> dict:
+    """Runs a shipper until `done()` holds: its wall time, CPU seconds and peak RSS, and
+    the server's CPU seconds meanwhile."""
+    log = open(log_path, "w")
     srv_cpu0 = proc_cpu(server.pid) if server else 0.0
     t0 = time.monotonic()
-    p = subprocess.Popen([str(CAIRN), "agent", "--config", str(work / "agent.yaml")], stdout=log, stderr=log)
+    p = subprocess.Popen(cmd, stdout=log, stderr=log)
     try:
-        wait(lambda: metrics(api)["cairn_agent_events_out_total"] >= lines, 3600, f"{name}: delivery")
+        wait(done, 3600, f"{name}: delivery")
         elapsed = time.monotonic() - t0
         cpu = proc_cpu(p.pid)
         rss = proc_hwm_mib(p.pid)
@@ -174,49 +181,37 @@ ruleset(name="ship" queue.type="LinkedList" queue.size="200000" queue.dequeueBat
          queue.type="LinkedList" queue.size="200000" queue.dequeueBatchSize="5000" queue.workerThreads="2")
 }}
 """)
-    log = open(work / "rsyslog.log", "w")
-    srv_cpu0 = proc_cpu(server.pid)
-    t0 = time.monotonic()
-    p = subprocess.Popen([rsyslogd, "-n", "-f", str(conf), "-i", str(work / "rsyslog.pid")], stdout=log, stderr=log)
-    try:
-        wait(lambda: count(port, "bench-rsyslog") >= lines, 3600, "rsyslog: delivery")
-        elapsed = time.monotonic() - t0
-        cpu = proc_cpu(p.pid)
-        rss = proc_hwm_mib(p.pid)
-    finally:
-        p.kill()
-        p.wait()
-    return {"run": "rsyslog imfile -> omelasticsearch -> cairn", "seconds": round(elapsed, 2), "agent_cpu_s": round(cpu, 2),
-            "agent_peak_rss_mib": round(rss, 1), "server_cpu_s": round(proc_cpu(server.pid) - srv_cpu0, 2)}
+    return measure("rsyslog imfile -> omelasticsearch -> cairn",
+                   [rsyslogd, "-n", "-f", str(conf), "-i", str(work / "rsyslog.pid")], work / "rsyslog.log",
+                   lambda: count(port, "bench-rsyslog") >= lines, server)
 
 
 def run_server_part(small: Path, n_small: int, results: list) -> None:
     """file -> agent -> cairn serve, and the same through rsyslog, each into a fresh
     server (neither pays for the other's index or warms the server for it)."""
-    server, port = start_server("agent")
-    try:
-        sink = {"type": "elasticsearch", "endpoints": [f"http://127.0.0.1:{port}"], "index": "bench-agent"}
-        # AGENT_SINK: extra sink settings as JSON, e.g. '{"concurrency": 4}'.
-        sink.update(json.loads(os.environ.get("AGENT_SINK", "{}")))
-        r = run_agent("agent -> cairn", small, n_small, sink, server)
-        r["mb_per_s"] = round(small.stat().st_size / 2**20 / r["seconds"], 1)
-        r["indexed"] = count(port, "bench-agent")
-        results.append(r)
-    finally:
-        server.terminate()
-        server.wait(120)
-    server, port = start_server("rsyslog")
-    try:
-        r = run_rsyslog(small, n_small, server, port)
-        if r:
+
+    def into_fresh_server(label: str, index: str, run) -> bool:
+        server, port = start_server(label)
+        try:
+            r = run(server, port)
+            if r is None:
+                return False
             r["mb_per_s"] = round(small.stat().st_size / 2**20 / r["seconds"], 1)
-            r["indexed"] = count(port, "bench-rsyslog")
+            r["indexed"] = count(port, index)
             results.append(r)
-        else:
-            print("rsyslogd with omelasticsearch not installed: skipped the Debian shipper run", file=sys.stderr)
-    finally:
-        server.terminate()
-        server.wait(120)
+            return True
+        finally:
+            server.terminate()
+            server.wait(120)
+
+    # AGENT_SINK: extra sink settings as JSON, e.g. '{"concurrency": 4}'.
+    extra = json.loads(os.environ.get("AGENT_SINK", "{}"))
+    into_fresh_server("agent", "bench-agent", lambda server, port: run_agent(
+        "agent -> cairn", small, n_small,
+        {"type": "elasticsearch", "endpoints": [f"http://127.0.0.1:{port}"], "index": "bench-agent", **extra}, server))
+    if not into_fresh_server("rsyslog", "bench-rsyslog",
+                             lambda server, port: run_rsyslog(small, n_small, server, port)):
+        print("rsyslogd with omelasticsearch not installed: skipped the Debian shipper run", file=sys.stderr)
 
 
 def main() -> int:

@@ -196,11 +196,7 @@ pipe_alert_text: true
 
 
 def ingest(srv, docs):
-    lines = []
-    for d in docs:
-        lines.append(json.dumps({"index": {"_index": INDEX}}))
-        lines.append(json.dumps(d))
-    r = requests.post(srv.u("/_bulk?refresh=true"), data="\n".join(lines) + "\n", headers={"Content-Type": "application/x-ndjson"}, timeout=30)
+    r = srv.bulk([l for d in docs for l in ({"index": {"_index": INDEX}}, d)], params={"refresh": "true"}, timeout=30)
     r.raise_for_status()
     assert not r.json()["errors"], r.text
 
