@@ -605,10 +605,7 @@ impl Runner {
             Mode::Aggregation => {
                 let body = json!({"size": 0, "query": self.query(start, end), "aggs": self.aggregation_body()});
                 let res = es.search(&index, &body, None).await?;
-                let hits = res
-                    .pointer("/hits/total/value")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
+                let hits = total_hits(&res);
                 let payload = res
                     .get("aggregations")
                     .cloned()
@@ -751,10 +748,7 @@ impl Runner {
                     return Ok(None);
                 }
             };
-            hits = res
-                .pointer("/hits/total/value")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
+            hits = total_hits(&res);
             match string_terms(&res) {
                 Some(values) if self.rt.all_seen(i, &values) => {}
                 _ => return Ok(None),
@@ -832,10 +826,7 @@ impl Runner {
             body["_source"] = json!({"includes": inc});
         }
         let mut res = es.search(index, &body, Some("30s")).await?;
-        let total = res
-            .pointer("/hits/total/value")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        let total = total_hits(&res);
         let mut hits = 0u64;
         let mut scrolls = 0u64;
         loop {
@@ -999,6 +990,13 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// `hits.total.value` of a search answer.
+fn total_hits(res: &Value) -> u64 {
+    res.pointer("/hits/total/value")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 /// Most values a gate asks the server for (well under `search.max_buckets`).

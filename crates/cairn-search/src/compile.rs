@@ -651,18 +651,14 @@ impl Compiler<'_> {
                 let mut parts: Vec<Box<dyn TQuery>> = Vec::new();
                 let edits = fuzziness.edits_for(value.chars().count()).min(2);
                 for t in self.targets(field) {
-                    match &t {
-                        Target::Text(_) => parts.push(self.fuzzy_on(
-                            &t,
-                            &value.to_lowercase(),
-                            edits,
-                            *transpositions,
-                        )),
+                    let v = match &t {
+                        Target::Text(_) => value.to_lowercase(),
                         Target::Exact(_, ty) if ty.storage() == StorageClass::Keyword => {
-                            parts.push(self.fuzzy_on(&t, value, edits, *transpositions))
+                            value.clone()
                         }
                         _ => continue,
-                    }
+                    };
+                    parts.push(self.fuzzy_on(&t, &v, edits, *transpositions));
                 }
                 boosted(any_of(parts), boost)
             }
@@ -810,15 +806,13 @@ impl Compiler<'_> {
             return Box::new(EmptyQuery);
         };
         let key = format!("{edits}{}{value}", if transpositions { 't' } else { 'n' });
-        let built: Result<_, std::convert::Infallible> = shared(&LEVENSHTEIN, &key, || {
+        let dfa = shared::<_, std::convert::Infallible>(&LEVENSHTEIN, &key, || {
             Ok(Levenshtein(
                 levenshtein_builder(edits, transpositions).build_dfa(value),
             ))
-        });
-        match built {
-            Ok(dfa) => Box::new(AutomatonQuery::new(field, prefix, dfa)),
-            Err(never) => match never {},
-        }
+        })
+        .unwrap_or_else(|never| match never {});
+        Box::new(AutomatonQuery::new(field, prefix, dfa))
     }
 
     /// The field and term-dictionary prefix (JSON path and string type) of a target's
@@ -1131,20 +1125,17 @@ impl<A: Automaton> Automaton for Prefixed<A> {
 #[derive(Debug)]
 struct AutomatonQuery<A> {
     field: tantivy::schema::Field,
-    prefix: Vec<u8>,
     automaton: Arc<Prefixed<A>>,
 }
 
 impl<A> AutomatonQuery<A> {
     fn new(field: tantivy::schema::Field, prefix: Vec<u8>, inner: Arc<A>) -> Self {
-        let automaton = Arc::new(Prefixed {
-            prefix: prefix.clone().into_boxed_slice(),
-            inner,
-        });
         AutomatonQuery {
             field,
-            prefix,
-            automaton,
+            automaton: Arc::new(Prefixed {
+                prefix: prefix.into_boxed_slice(),
+                inner,
+            }),
         }
     }
 }
@@ -1153,7 +1144,6 @@ impl<A> Clone for AutomatonQuery<A> {
     fn clone(&self) -> Self {
         AutomatonQuery {
             field: self.field,
-            prefix: self.prefix.clone(),
             automaton: self.automaton.clone(),
         }
     }
@@ -1172,7 +1162,7 @@ where
             tantivy::query::AutomatonWeight::<Prefixed<A>>::new_for_json_path(
                 self.field,
                 self.automaton.clone(),
-                &self.prefix,
+                &self.automaton.prefix,
             ),
         ))
     }
