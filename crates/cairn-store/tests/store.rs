@@ -118,6 +118,30 @@ async fn ids_are_unique_across_partitions() {
     assert_eq!(r[0].status, 409);
     // Realtime get before refresh.
     assert!(h.get_source("b").is_some());
+    // A deleted id can be created again: its term stays in the segment (which keeps a
+    // live neighbour) until a merge, but the existence check counts live documents only.
+    let ts = json!({"@timestamp": "2026-01-07T00:00:00Z"});
+    let r = store
+        .bulk(
+            vec![
+                req(WriteKind::Index, Some("x1"), ts.clone()),
+                req(WriteKind::Index, Some("x2"), ts.clone()),
+            ],
+            Refresh::True,
+        )
+        .await;
+    assert_eq!((r[0].status, r[1].status), (201, 201));
+    let r = store
+        .bulk(
+            vec![req(WriteKind::Delete, Some("x1"), json!({}))],
+            Refresh::True,
+        )
+        .await;
+    assert_eq!(r[0].status, 200);
+    let r = store
+        .bulk(vec![req(WriteKind::Create, Some("x1"), ts)], Refresh::True)
+        .await;
+    assert_eq!(r[0].status, 201, "{:?}", r[0].error);
     tokio::task::block_in_place(|| store.shutdown());
 }
 
