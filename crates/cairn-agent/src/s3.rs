@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use cairn_formats::aws_key::{AwsKeyInfo, AwsLogKind};
+use cairn_formats::ParsedEvent;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
@@ -381,36 +382,67 @@ pub fn pruned_by_date(info: &AwsKeyInfo, since: Option<i64>, until: Option<i64>)
         || until.is_some_and(|u| start - MICROS_PER_DAY >= u)
 }
 
-/// Sets a dotted path; an existing value is kept unless `overwrite`. A scalar where an
-/// object is needed (user JSON) leaves the record alone.
-fn set_field(ev: &mut Map<String, Value>, path: &str, v: Value, overwrite: bool) {
-    let mut parts = path.split('.').peekable();
-    let mut cur = ev;
-    while let Some(p) = parts.next() {
-        if parts.peek().is_none() {
-            if overwrite || !cur.contains_key(p) {
-                cur.insert(p.to_owned(), v);
+/// A record the helpers below can read and extend: a nested map (the agent, whose
+/// transforms work on maps) or a parser's [`ParsedEvent`] (`cairn import`, which sends
+/// the text straight from the parser's fields).
+pub trait Record {
+    /// The value at a dotted path, or at a literal dotted key of the top level.
+    fn field(&self, path: &str) -> Option<&Value>;
+    /// Set a dotted path; an existing value is kept unless `overwrite`.
+    fn put(&mut self, path: &'static str, v: Value, overwrite: bool);
+}
+
+impl Record for Map<String, Value> {
+    fn field(&self, path: &str) -> Option<&Value> {
+        cairn_formats::get_path(self, path).or_else(|| self.get(path))
+    }
+
+    /// A scalar where an object is needed (user JSON) leaves the record alone.
+    fn put(&mut self, path: &'static str, v: Value, overwrite: bool) {
+        let mut parts = path.split('.').peekable();
+        let mut cur = self;
+        while let Some(p) = parts.next() {
+            if parts.peek().is_none() {
+                if overwrite || !cur.contains_key(p) {
+                    cur.insert(p.to_owned(), v);
+                }
+                return;
             }
-            return;
-        }
-        let next = cur
-            .entry(p.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-        match next {
-            Value::Object(m) => cur = m,
-            _ => return,
+            let next = cur
+                .entry(p.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            match next {
+                Value::Object(m) => cur = m,
+                _ => return,
+            }
         }
     }
 }
 
-fn has_field(ev: &Map<String, Value>, path: &str) -> bool {
-    cairn_formats::get_path(ev, path).is_some() || ev.contains_key(path)
+impl Record for ParsedEvent {
+    fn field(&self, path: &str) -> Option<&Value> {
+        match self {
+            ParsedEvent::Object(m) => m.field(path),
+            ParsedEvent::Fields(f) => f.get(path),
+        }
+    }
+
+    fn put(&mut self, path: &'static str, v: Value, overwrite: bool) {
+        match self {
+            ParsedEvent::Object(m) => m.put(path, v, overwrite),
+            ParsedEvent::Fields(f) => {
+                if overwrite || f.get(path).is_none() {
+                    f.set(path, v);
+                }
+            }
+        }
+    }
 }
 
-fn set_if_absent(ev: &mut Map<String, Value>, path: &str, v: Option<&String>) {
+fn set_if_absent(ev: &mut impl Record, path: &'static str, v: Option<&String>) {
     if let Some(v) = v {
-        if !has_field(ev, path) {
-            set_field(ev, path, Value::String(v.clone()), false);
+        if ev.field(path).is_none() {
+            ev.put(path, Value::String(v.clone()), false);
         }
     }
 }
@@ -419,11 +451,11 @@ fn set_if_absent(ev: &mut Map<String, Value>, path: &str, v: Option<&String>) {
 /// `cloud.region`, `cloud.provider`, and per kind `aws.elb.name`,
 /// `aws.cloudfront.distribution_id`, `aws.vpcflow.flow_log_id`, `aws.s3access.bucket`.
 /// The record's own values win.
-pub fn add_key_fields(ev: &mut Map<String, Value>, info: &AwsKeyInfo) {
+pub fn add_key_fields(ev: &mut impl Record, info: &AwsKeyInfo) {
     set_if_absent(ev, "cloud.account.id", info.account_id.as_ref());
     set_if_absent(ev, "cloud.region", info.region.as_ref());
-    if !has_field(ev, "cloud.provider") {
-        set_field(ev, "cloud.provider", Value::from("aws"), false);
+    if ev.field("cloud.provider").is_none() {
+        ev.put("cloud.provider", Value::from("aws"), false);
     }
     match info.kind {
         AwsLogKind::Alb | AwsLogKind::Nlb | AwsLogKind::Clb => {
@@ -446,17 +478,17 @@ pub fn add_key_fields(ev: &mut Map<String, Value>, info: &AwsKeyInfo) {
 
 /// `log.file.path` = the object URI, `log.offset` = the line's byte offset in the
 /// decompressed stream (none for whole-document formats such as CloudTrail).
-pub fn set_location(ev: &mut Map<String, Value>, uri: &str, offset: Option<u64>) {
-    set_field(ev, "log.file.path", Value::from(uri), true);
+pub fn set_location(ev: &mut impl Record, uri: &str, offset: Option<u64>) {
+    ev.put("log.file.path", Value::from(uri), true);
     if let Some(off) = offset {
-        set_field(ev, "log.offset", Value::from(off), true);
+        ev.put("log.offset", Value::from(off), true);
     }
 }
 
 /// The document id: CloudTrail's `eventID` for CloudTrail records, else a hash of
 /// (URI, version, offset), with `-sub` for the second and later events of one line.
 pub fn document_id(
-    ev: &Map<String, Value>,
+    ev: &impl Record,
     cloudtrail: bool,
     uri: &str,
     version: &str,
@@ -464,7 +496,7 @@ pub fn document_id(
     sub: usize,
 ) -> String {
     if cloudtrail {
-        if let Some(id) = cairn_formats::get_path(ev, "event.id").and_then(Value::as_str) {
+        if let Some(id) = ev.field("event.id").and_then(Value::as_str) {
             return id.to_owned();
         }
     }
@@ -555,7 +587,7 @@ mod tests {
         )
         .expect("alb key");
         let mut ev = Map::new();
-        set_field(&mut ev, "cloud.region", Value::from("eu-west-1"), true);
+        ev.put("cloud.region", Value::from("eu-west-1"), true);
         add_key_fields(&mut ev, &info);
         set_location(&mut ev, "s3://b/k", Some(7));
         assert_eq!(
@@ -573,6 +605,18 @@ mod tests {
         assert_eq!(
             cairn_formats::get_path(&ev, "log.offset"),
             Some(&Value::from(7))
+        );
+        // A parser's flat fields gain the same fields, in the same places.
+        let mut flat = ParsedEvent::Fields(cairn_formats::Fields::new());
+        flat.put("cloud.region", Value::from("eu-west-1"), true);
+        add_key_fields(&mut flat, &info);
+        set_location(&mut flat, "s3://b/k", Some(7));
+        let mut text = Vec::new();
+        flat.write_json(&mut text);
+        assert_eq!(text, serde_json::to_vec(&ev).expect("json"));
+        assert_eq!(
+            document_id(&flat, false, "s3://b/k", "e1", Some(7), 0),
+            document_id(&ev, false, "s3://b/k", "e1", Some(7), 0)
         );
     }
 

@@ -1,6 +1,8 @@
-//! Throughput per format: repeats a sample to ~200 MB and times `LineParser`.
+//! Throughput per format: repeats a sample to ~200 MB and times `LineParser`, once
+//! producing nested events and once producing each event's JSON text.
 //! `cargo run --release -p cairn-formats --example throughput [-- MB [FORMAT...]]`
-//! (FORMAT names as in `--format`, e.g. `aws-alb json`; default: all of them).
+//! (FORMAT names as in `--format`, e.g. `aws-alb json`; default: all of them;
+//! `OUTPUT=event` or `OUTPUT=json` times one output only).
 
 use std::time::Instant;
 
@@ -43,8 +45,8 @@ fn main() {
         (Format::Syslog, b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 [exampleSDID@32473 iut=\"3\"] 'su root' failed for lonvick on /dev/pts/8\n<13>Feb  5 17:32:18 10.0.0.99 myapp[1234]: Use the BFG!\n".to_vec()),
     ];
     println!(
-        "{:<16} {:>9} {:>10} {:>9} {:>12}",
-        "format", "MB", "lines/s", "MB/s", "MB/cpu-s"
+        "{:<16} {:<6} {:>9} {:>10} {:>9} {:>12}",
+        "format", "output", "MB", "lines/s", "MB/s", "MB/cpu-s"
     );
     for (format, data) in cases {
         if !only.is_empty() && !only.iter().any(|n| n == format.name()) {
@@ -70,35 +72,68 @@ fn main() {
         for _ in 0..reps {
             buf.extend_from_slice(&body);
         }
-        let mut p = LineParser::new(format, ParseOptions::default());
-        let cpu_start = thread_cpu_secs();
-        let start = Instant::now();
-        let mut events = 0u64;
-        for line in buf.split(|&b| b == b'\n') {
-            match p.parse_line(line) {
-                LineOutcome::Event(e) => {
-                    events += 1;
-                    std::hint::black_box(e);
-                }
-                LineOutcome::Events(v) => events += v.len() as u64,
-                LineOutcome::Skipped(_) => {}
+        for output in [Output::Event, Output::Json] {
+            if std::env::var("OUTPUT").is_ok_and(|o| o != output.name()) {
+                continue;
             }
+            let mut p = LineParser::new(format, ParseOptions::default());
+            let mut text = Vec::with_capacity(4096);
+            let cpu_start = thread_cpu_secs();
+            let start = Instant::now();
+            let mut events = 0u64;
+            for line in buf.split(|&b| b == b'\n') {
+                match output {
+                    Output::Event => {
+                        let out = p.parse_line(line);
+                        if let LineOutcome::Event(_) | LineOutcome::Events(_) = out {
+                            events += out.into_events().len() as u64;
+                        }
+                    }
+                    Output::Json => {
+                        for e in p.parse_line_fields(line).into_events() {
+                            text.clear();
+                            e.write_json(&mut text);
+                            std::hint::black_box(&text);
+                            events += 1;
+                        }
+                    }
+                }
+            }
+            let secs = start.elapsed().as_secs_f64();
+            let cpu = match (cpu_start, thread_cpu_secs()) {
+                (Some(a), Some(b)) if b > a => b - a,
+                _ => secs,
+            };
+            let mb = buf.len() as f64 / (1 << 20) as f64;
+            let st = p.stats();
+            assert_eq!(st.failed, 0, "{format}: failures in benchmark data");
+            println!(
+                "{:<16} {:<6} {:>9.1} {:>10.0} {:>9.1} {:>12.1}",
+                format.name(),
+                output.name(),
+                mb,
+                events as f64 / secs,
+                mb / secs,
+                mb / cpu
+            );
         }
-        let secs = start.elapsed().as_secs_f64();
-        let cpu = match (cpu_start, thread_cpu_secs()) {
-            (Some(a), Some(b)) if b > a => b - a,
-            _ => secs,
-        };
-        let mb = buf.len() as f64 / (1 << 20) as f64;
-        let st = p.stats();
-        assert_eq!(st.failed, 0, "{format}: failures in benchmark data");
-        println!(
-            "{:<16} {:>9.1} {:>10.0} {:>9.1} {:>12.1}",
-            format.name(),
-            mb,
-            events as f64 / secs,
-            mb / secs,
-            mb / cpu
-        );
+    }
+}
+
+/// What each line is turned into: the nested event map (`parse_line`, what ingest
+/// pipelines and the agent's transforms take), or the event's JSON text straight from
+/// the parser's fields (`parse_line_fields` + `write_json`, what `cairn import` sends).
+#[derive(Clone, Copy)]
+enum Output {
+    Event,
+    Json,
+}
+
+impl Output {
+    fn name(self) -> &'static str {
+        match self {
+            Output::Event => "event",
+            Output::Json => "json",
+        }
     }
 }

@@ -73,7 +73,7 @@ use serde_json::Value;
 pub use crate::format::Format;
 pub use crate::multiline::{MultilineConfig, MultilineJoiner, MultilineRule};
 pub use crate::sniff::sniff;
-pub use crate::util::get_path;
+pub use crate::util::{get_path, Fields};
 pub use crate::web::IIS_DEFAULT_FIELDS;
 
 use crate::aws::cloudfront::{self, CfLayout};
@@ -145,22 +145,91 @@ pub enum SkipReason {
     Partial,
 }
 
-/// Result of [`LineParser::parse_line`].
+/// Result of [`LineParser::parse_line`] (events as maps) and
+/// [`LineParser::parse_line_fields`] (events as [`ParsedEvent`]s).
 #[derive(Debug, Clone, PartialEq)]
-pub enum LineOutcome {
-    Event(Event),
+pub enum LineOutcome<E = Event> {
+    Event(E),
     /// Several events from one line: only a CloudTrail `{"Records":[…]}` object on one line.
-    Events(Vec<Event>),
+    Events(Vec<E>),
     Skipped(SkipReason),
 }
 
-impl LineOutcome {
+impl<E> LineOutcome<E> {
     /// The events (none for a skipped line).
-    pub fn into_events(self) -> Vec<Event> {
+    pub fn into_events(self) -> Vec<E> {
         match self {
             LineOutcome::Event(e) => vec![e],
             LineOutcome::Events(v) => v,
             LineOutcome::Skipped(_) => Vec::new(),
+        }
+    }
+
+    /// The same outcome with each event converted.
+    pub fn map<F>(self, mut f: impl FnMut(E) -> F) -> LineOutcome<F> {
+        match self {
+            LineOutcome::Event(e) => LineOutcome::Event(f(e)),
+            LineOutcome::Events(v) => LineOutcome::Events(v.into_iter().map(f).collect()),
+            LineOutcome::Skipped(r) => LineOutcome::Skipped(r),
+        }
+    }
+}
+
+/// An event as its parser produced it: the text formats' flat (path, value) list, or
+/// the object the JSON-shaped formats (JSON lines, logfmt, CloudTrail, container lines,
+/// `_parse_failure` events) build directly. Callers that only add a few fields and send
+/// the event as JSON text (`cairn import`) use [`ParsedEvent::write_json`] and never pay
+/// for building nested maps (two thirds of an ALB line's parse cost); callers that
+/// transform events take [`ParsedEvent::into_event`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParsedEvent {
+    Fields(Fields),
+    Object(Event),
+}
+
+impl ParsedEvent {
+    /// The value at a dotted path (`"event.dataset"`).
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        match self {
+            ParsedEvent::Fields(f) => f.get(path),
+            ParsedEvent::Object(o) => get_path(o, path),
+        }
+    }
+
+    /// Set a dotted path, replacing what was there.
+    pub fn set(&mut self, path: &'static str, v: Value) {
+        match self {
+            ParsedEvent::Fields(f) => f.set(path, v),
+            ParsedEvent::Object(o) => util::insert_path(o, path, v),
+        }
+    }
+
+    /// Set a dotted path unless it holds a value.
+    pub fn set_if_absent(&mut self, path: &'static str, v: Value) {
+        if self.get(path).is_none() {
+            self.set(path, v);
+        }
+    }
+
+    /// A `_parse_failure` event.
+    pub fn is_failure(&self) -> bool {
+        matches!(self.get("tags"), Some(Value::Array(t)) if t.iter().any(|v| v == "_parse_failure"))
+    }
+
+    /// The nested event.
+    pub fn into_event(self) -> Event {
+        match self {
+            ParsedEvent::Fields(f) => f.build(),
+            ParsedEvent::Object(o) => o,
+        }
+    }
+
+    /// Append the event's JSON object to `out` (the text `serde_json` writes for
+    /// [`ParsedEvent::into_event`]'s map).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            ParsedEvent::Fields(f) => f.write_json(out),
+            ParsedEvent::Object(o) => util::write_json_object(out, o),
         }
     }
 }
@@ -242,6 +311,12 @@ impl LineParser {
     /// Parse one line (a trailing LF and CR are removed; bytes are decoded as UTF-8
     /// lossily). Never panics, never drops a line.
     pub fn parse_line(&mut self, line: &[u8]) -> LineOutcome {
+        self.parse_line_fields(line).map(ParsedEvent::into_event)
+    }
+
+    /// [`LineParser::parse_line`] without building the nested maps: for callers that
+    /// send the events as JSON text ([`ParsedEvent::write_json`]).
+    pub fn parse_line_fields(&mut self, line: &[u8]) -> LineOutcome<ParsedEvent> {
         let line = strip_eol(line);
         // `from_utf8` validates ASCII runs a word at a time; `from_utf8_lossy` walks
         // chunk by chunk and cost ~3% of a line. Invalid lines still decode lossily.
@@ -262,8 +337,8 @@ impl LineParser {
         out
     }
 
-    fn count(&mut self, e: &Event) {
-        if is_failure(e) {
+    fn count(&mut self, e: &ParsedEvent) {
+        if e.is_failure() {
             self.stats.failed += 1;
         } else {
             self.stats.parsed += 1;
@@ -280,7 +355,7 @@ impl LineParser {
             .collect()
     }
 
-    fn parse_text(&mut self, text: &str) -> LineOutcome {
+    fn parse_text(&mut self, text: &str) -> LineOutcome<ParsedEvent> {
         if text.trim().is_empty() {
             return LineOutcome::Skipped(SkipReason::Blank);
         }
@@ -292,7 +367,7 @@ impl LineParser {
                 }
                 let mut ev = Event::new();
                 ev.insert("message".into(), Value::String(text.to_owned()));
-                return LineOutcome::Event(ev);
+                return LineOutcome::Event(ParsedEvent::Object(ev));
             }
             self.format = detected;
         }
@@ -341,7 +416,7 @@ impl LineParser {
             _ => None,
         };
         if let Some(r) = direct {
-            return LineOutcome::Event(match r {
+            return LineOutcome::Event(ParsedEvent::Object(match r {
                 Ok(mut e) => {
                     if keep && !e.contains_key("event") {
                         let mut o = serde_json::Map::new();
@@ -351,7 +426,7 @@ impl LineParser {
                     e
                 }
                 Err(reason) => failure_event(text, &reason, format),
-            });
+            }));
         }
         let mut ev = util::Fields::new();
         let res: Result<(), String> = match format {
@@ -380,7 +455,7 @@ impl LineParser {
             Format::AwsVpcflow => {
                 aws::vpcflow::parse_vpcflow(body, self.vpc_fields.as_deref(), &mut ev)
             }
-            Format::AwsCloudtrail => return self.cloudtrail_line(text),
+            Format::AwsCloudtrail => return self.cloudtrail_line(text).map(ParsedEvent::Object),
             Format::AwsWaf => match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(m)) => aws::records::map_waf(m, &mut ev),
                 Ok(_) => Err("WAF line is not a JSON object".into()),
@@ -422,7 +497,7 @@ impl LineParser {
                                     o.insert("original".into(), Value::String(text.to_owned()));
                                     e.insert("event".into(), Value::Object(o));
                                 }
-                                LineOutcome::Event(e)
+                                LineOutcome::Event(ParsedEvent::Object(e))
                             }
                             None => LineOutcome::Skipped(SkipReason::Partial),
                         }
@@ -437,9 +512,11 @@ impl LineParser {
                 if keep {
                     util::set_str(&mut ev, "event.original", text);
                 }
-                LineOutcome::Event(ev.build())
+                LineOutcome::Event(ParsedEvent::Fields(ev))
             }
-            Err(reason) => LineOutcome::Event(failure_event(text, &reason, format)),
+            Err(reason) => {
+                LineOutcome::Event(ParsedEvent::Object(failure_event(text, &reason, format)))
+            }
         }
     }
 

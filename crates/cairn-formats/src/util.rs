@@ -12,11 +12,14 @@ use crate::Event;
 /// A field path: static for the fixed ECS names, owned for computed ones.
 pub(crate) type Path = Cow<'static, str>;
 
-/// Fields collected by a parser as (dotted path, value) pairs, turned into a nested
-/// [`Event`] at the end with one map insertion per key (setting nested paths one by one
-/// would hash every level of every path, which dominated parse time).
-#[derive(Debug, Default)]
-pub(crate) struct Fields {
+/// Fields collected by a parser as (dotted path, value) pairs. They become a nested
+/// [`Event`] with [`Fields::build`] (one map insertion per key: setting nested paths one
+/// by one would hash every level of every path, which dominated parse time), or go
+/// straight to the event's JSON text with [`Fields::write_json`], which builds no map at
+/// all (what `cairn import` sends). Both give the same object: a path set twice keeps
+/// its first position and its last value, as a sequence of nested inserts would.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Fields {
     // Two parallel vectors rather than one of pairs: `build` borrows the paths while it
     // moves the values out, without first splitting a vector of pairs (which cost ~5%).
     paths: Vec<Path>,
@@ -31,10 +34,44 @@ impl Fields {
         }
     }
 
-    /// The last value set at exactly this path.
+    /// The value at a dotted path of the event these fields make: the last one set at
+    /// exactly that path, or inside an object value set at a prefix of it.
     pub fn get(&self, path: &str) -> Option<&Value> {
-        let i = self.paths.iter().rposition(|p| p.as_ref() == path)?;
-        self.values.get(i)
+        for (p, v) in self.paths.iter().zip(&self.values).rev() {
+            let p = p.as_ref();
+            if p == path {
+                return Some(v);
+            }
+            if let Some(rest) = path.strip_prefix(p).and_then(|r| r.strip_prefix('.')) {
+                return v.as_object().and_then(|o| get_path(o, rest));
+            }
+        }
+        None
+    }
+
+    /// Set a field (a later value at the same path wins).
+    pub fn set(&mut self, path: impl Into<Cow<'static, str>>, v: Value) {
+        self.paths.push(path.into());
+        self.values.push(v);
+    }
+
+    /// Write the event's JSON object to `out`: the same text as serializing
+    /// [`Fields::build`]'s map, without building it.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut entries: Vec<(u32, &str, &Value)> = Vec::with_capacity(self.paths.len());
+        entries.extend(
+            self.paths
+                .iter()
+                .zip(&self.values)
+                .map(|(p, v)| (0, p.as_ref(), v)),
+        );
+        let n = entries.len();
+        let mut scratch = Scratch {
+            slots: Vec::with_capacity(n * 2),
+            plan: Vec::with_capacity(n * 2),
+            sorted: Vec::with_capacity(n),
+        };
+        write_level(&mut entries, &mut scratch, out);
     }
 
     /// Build the nested event (a later value for the same path wins).
@@ -54,6 +91,203 @@ impl Fields {
     }
 }
 
+/// Give each entry its slot at this level (every leaf its own; dotted paths share their
+/// head's group), pushing the slots as (key, is group) onto `slots`; slot ids count from
+/// the `slots` length on entry.
+fn assign_slots<'a, V>(entries: &mut [(u32, &'a str, V)], slots: &mut Vec<(&'a str, bool)>) {
+    let base = slots.len();
+    // Parsers set a group's paths one after another: try the last group first.
+    let mut last_group = usize::MAX;
+    for e in entries.iter_mut() {
+        let path = e.1;
+        e.0 = match first_dot(path) {
+            None => {
+                slots.push((path, false));
+                (slots.len() - 1 - base) as u32
+            }
+            Some(i) => {
+                let head = &path[..i];
+                let level = &slots[base..];
+                let found = match level.get(last_group) {
+                    Some(&(k, true)) if k == head => Some(last_group),
+                    _ => level.iter().rposition(|&(k, g)| g && k == head),
+                };
+                last_group = match found {
+                    Some(s) => s,
+                    None => {
+                        slots.push((head, true));
+                        slots.len() - 1 - base
+                    }
+                };
+                last_group as u32
+            }
+        };
+    }
+}
+
+/// Reusable vectors of [`write_level`]: each level pushes its slots and plan at the end
+/// and truncates them when done, so a whole event needs three allocations.
+struct Scratch<'a, 'v> {
+    slots: Vec<(&'a str, bool)>,
+    plan: Vec<(u32, u32, u32)>,
+    sorted: Vec<(u32, &'a str, &'v Value)>,
+}
+
+/// Write one level of the event as a JSON object, the text `build_level`'s map would
+/// serialize to: keys in the order of their first slot, each with its last slot's value
+/// (`IndexMap::insert` keeps the position and replaces the value).
+fn write_level<'a, 'v>(
+    entries: &mut [(u32, &'a str, &'v Value)],
+    scratch: &mut Scratch<'a, 'v>,
+    out: &mut Vec<u8>,
+) {
+    const SKIP: u32 = u32::MAX;
+    let base = scratch.slots.len();
+    assign_slots(entries, &mut scratch.slots);
+    let n = scratch.slots.len() - base;
+    // Per slot: where its entries are once grouped, and the slot whose value is written
+    // at its position (itself, a later slot of the same key, or SKIP when an earlier
+    // slot has the key). Keys rarely repeat: a 64-bit filter of (length, last byte)
+    // spares the comparisons with earlier keys for most of them.
+    scratch.plan.extend((0..n as u32).map(|s| (0, 0, s)));
+    let (slots, plan) = (&scratch.slots[base..], &mut scratch.plan[base..]);
+    let mut seen = 0u64;
+    for (s, &(key, _)) in slots.iter().enumerate() {
+        let bit = 1u64 << ((key.len() * 7 + key.bytes().last().map_or(0, usize::from)) & 63);
+        if seen & bit != 0 {
+            if let Some(first) = slots[..s].iter().position(|&(k, _)| k == key) {
+                plan[first].2 = s as u32;
+                plan[s].2 = SKIP;
+            }
+        }
+        seen |= bit;
+    }
+    // Group the entries by slot, stably (a counting sort: slot ids are small): each
+    // slot's range starts where the previous one ends and grows as its entries land.
+    for e in entries.iter() {
+        plan[e.0 as usize].1 += 1;
+    }
+    let mut at = 0u32;
+    for p in plan.iter_mut() {
+        p.0 = at;
+        at += p.1;
+        p.1 = p.0;
+    }
+    if !entries.is_sorted_by_key(|e| e.0) {
+        scratch.sorted.clear();
+        scratch.sorted.extend_from_slice(entries);
+        for e in &scratch.sorted {
+            let p = &mut plan[e.0 as usize];
+            entries[p.1 as usize] = *e;
+            p.1 += 1;
+        }
+    } else {
+        for e in entries.iter() {
+            plan[e.0 as usize].1 += 1;
+        }
+    }
+    out.push(b'{');
+    let mut first = true;
+    for s in 0..n {
+        let winner = scratch.plan[base + s].2;
+        if winner == SKIP {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let key = scratch.slots[base + s].0;
+        write_json_str(out, key);
+        out.push(b':');
+        let w = base + winner as usize;
+        let (a, b) = (scratch.plan[w].0 as usize, scratch.plan[w].1 as usize);
+        if scratch.slots[w].1 {
+            for e in &mut entries[a..b] {
+                e.1 = &e.1[key.len() + 1..];
+            }
+            write_level(&mut entries[a..b], scratch, out);
+        } else {
+            write_json_value(out, entries[a].2);
+        }
+    }
+    out.push(b'}');
+    scratch.slots.truncate(base);
+    scratch.plan.truncate(base);
+}
+
+/// A JSON value: strings (and object keys) through [`write_json_str`], numbers,
+/// booleans and null through serde_json.
+pub(crate) fn write_json_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::String(s) => write_json_str(out, s),
+        Value::Object(o) => write_json_object(out, o),
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, v) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_value(out, v);
+            }
+            out.push(b']');
+        }
+        // Writing to a Vec cannot fail, and a Value always serializes.
+        _ => {
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+    }
+}
+
+/// A JSON object, as serde_json writes it.
+pub(crate) fn write_json_object(out: &mut Vec<u8>, o: &Event) {
+    out.push(b'{');
+    for (i, (k, v)) in o.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, k);
+        out.push(b':');
+        write_json_value(out, v);
+    }
+    out.push(b'}');
+}
+
+/// A JSON string. Runs of bytes that need no escaping are found eight at a time and
+/// copied whole; the rest goes through serde_json's escaping.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let clean = |c: u8| c >= 0x20 && c != b'"' && c != b'\\';
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        // High bit set in a byte's lane when that byte is < 0x20, '"' or '\\'
+        // (bytes >= 0x80, UTF-8, are masked out: they never need escaping).
+        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let bad = (x.wrapping_sub(ONES * 0x20)
+            | has_zero(x ^ (ONES * b'"' as u64))
+            | has_zero(x ^ (ONES * b'\\' as u64)))
+            & !x
+            & HIGH;
+        if bad != 0 {
+            break;
+        }
+        i += 8;
+    }
+    if b[i..].iter().all(|&c| clean(c)) {
+        out.reserve(b.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
 /// Position of the first `.`: paths are short, a plain loop beats memchr's SIMD setup.
 #[inline]
 fn first_dot(path: &str) -> Option<usize> {
@@ -64,27 +298,8 @@ fn first_dot(path: &str) -> Option<usize> {
 /// out in the order their first entry was set; a leaf set twice keeps its first position
 /// and its last value (`IndexMap::insert`), as a sequence of nested inserts would.
 fn build_level(entries: &mut [(u32, &str, Value)]) -> Event {
-    // Slot per entry: every leaf gets its own; dotted paths share their head's group.
-    let mut slots: Vec<(&str, bool)> = Vec::with_capacity(entries.len());
-    for e in entries.iter_mut() {
-        let path = e.1;
-        e.0 = match first_dot(path) {
-            None => {
-                slots.push((path, false));
-                (slots.len() - 1) as u32
-            }
-            Some(i) => {
-                let head = &path[..i];
-                match slots.iter().rposition(|&(k, g)| g && k == head) {
-                    Some(s) => s as u32,
-                    None => {
-                        slots.push((head, true));
-                        (slots.len() - 1) as u32
-                    }
-                }
-            }
-        };
-    }
+    let mut slots = Vec::with_capacity(entries.len());
+    assign_slots(entries, &mut slots);
     // Stable: entries of one group keep their order.
     if !entries.is_sorted_by_key(|e| e.0) {
         entries.sort_by_key(|e| e.0);
@@ -115,8 +330,27 @@ fn build_level(entries: &mut [(u32, &str, Value)]) -> Event {
 /// Record `v` at a dotted path (`"http.response.status_code"`).
 #[inline]
 pub(crate) fn set(ev: &mut Fields, path: impl Into<Path>, v: Value) {
-    ev.paths.push(path.into());
-    ev.values.push(v);
+    ev.set(path, v);
+}
+
+/// Set a dotted path in a nested event, creating (or replacing non-object) parents.
+pub(crate) fn insert_path(ev: &mut Event, path: &str, v: Value) {
+    match path.split_once('.') {
+        None => {
+            ev.insert(path.to_owned(), v);
+        }
+        Some((head, rest)) => {
+            let slot = ev
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Event::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Event::new());
+            }
+            if let Value::Object(child) = slot {
+                insert_path(child, rest, v);
+            }
+        }
+    }
 }
 
 /// Read a dotted path.
@@ -453,7 +687,14 @@ pub(crate) struct UrlParts<'a> {
 pub(crate) fn url_parts(u: &str) -> UrlParts<'_> {
     let mut p = UrlParts::default();
     let mut rest = u;
-    if let Some(i) = u.find("://") {
+    // Most request targets are paths: no scheme to look for (a `://` in a path's query
+    // string is not one, and failed the scheme check below anyway).
+    let scheme_end = if u.starts_with('/') {
+        None
+    } else {
+        u.find("://")
+    };
+    if let Some(i) = scheme_end {
         let scheme = &u[..i];
         if !scheme.is_empty()
             && scheme
@@ -680,5 +921,38 @@ mod tests {
         assert_eq!(tls_version("TLSV1.2").unwrap().1, "1.2");
         assert_eq!(tls_version("TLSv1.3").unwrap().1, "1.3");
         assert!(tls_version("foo").is_none());
+    }
+
+    #[test]
+    fn written_json_matches_the_built_map_when_paths_repeat_or_collide() {
+        use serde_json::json;
+        let cases: Vec<Vec<(&'static str, Value)>> = vec![
+            vec![("a", json!(1)), ("b", json!(2)), ("a", json!(3))],
+            vec![("a", json!(1)), ("a.b", json!(2)), ("c", json!(3))],
+            vec![("a.b", json!(1)), ("a", json!(2)), ("a.c", json!(3))],
+            vec![
+                ("x.y.z", json!("\"q\"")),
+                ("x.w", json!(null)),
+                ("x.y.v", json!([1])),
+            ],
+            vec![("k\"ey", json!(1)), ("t\u{1}", json!({"o": 1}))],
+            vec![
+                ("a", json!("0123456789abcdef\u{1f}")),
+                ("b", json!("01234567\\89abcdef")),
+                ("c", json!("héllo wörld, ünïcode ✓ \"quoted\" end")),
+                ("d", json!("no escapes at all in this longer string value")),
+                ("e", json!("\u{7f}\u{80}\u{ff}\t")),
+            ],
+        ];
+        for case in cases {
+            let mut f = Fields::new();
+            for (p, v) in &case {
+                f.set(*p, v.clone());
+            }
+            let mut out = Vec::new();
+            f.write_json(&mut out);
+            let want = serde_json::to_string(&f.clone().build()).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{case:?}");
+        }
     }
 }
