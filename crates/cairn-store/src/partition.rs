@@ -75,6 +75,8 @@ pub struct Partition {
     /// Set when retention or index deletion removes the partition: its files go
     /// when the last reader (a search, a scroll, a point in time) lets go of it.
     pub(crate) removed: AtomicBool,
+    /// Per-segment `_id` filters, built as `create` probes the segments.
+    pub(crate) id_filters: crate::idfilter::IdFilters,
     path: PathBuf,
 }
 
@@ -126,6 +128,7 @@ impl Partition {
             dir,
             durable_seq: AtomicU64::new(durable.map(|d| d.wal_seq).unwrap_or(0)),
             removed: AtomicBool::new(false),
+            id_filters: Default::default(),
             path: path.to_path_buf(),
         })
     }

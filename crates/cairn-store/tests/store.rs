@@ -172,3 +172,20 @@ async fn retention_drops_old_partitions() {
     assert_eq!(count(&store), 1);
     tokio::task::block_in_place(|| store.shutdown());
 }
+
+#[test]
+fn generated_ids_are_unique_and_share_their_prefix_and_tail() {
+    let ids: Vec<String> = (0..200_000).map(|_| cairn_store::generate_id()).collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len());
+    for id in &ids {
+        assert_eq!(id.len(), 20, "{id}");
+        assert!(
+            id.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+            "{id}"
+        );
+    }
+    // The process tag is the last 8 characters of every id.
+    assert!(ids.iter().all(|id| id[12..] == ids[0][12..]));
+}
