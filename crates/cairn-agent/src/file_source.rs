@@ -192,12 +192,26 @@ pub fn event_id(source: &str, generation: u64, offset: u64) -> String {
 /// [`event_id`] appended to `out` (no `String` per event).
 pub fn write_event_id(out: &mut Vec<u8>, source: &str, generation: u64, offset: u64) {
     use base64::Engine;
+    use std::cell::RefCell;
+    // The stream part is the same for every line of a file: hashed once per file and
+    // thread rather than per line.
+    thread_local! {
+        static LAST: RefCell<(String, u64, [u8; 9])> = const { RefCell::new((String::new(), u64::MAX, [0; 9])) };
+    }
     let mut raw = [0u8; 15];
-    let mut h = Sha256::new();
-    h.update(source.as_bytes());
-    h.update([0]);
-    h.update(generation.to_le_bytes());
-    raw[..9].copy_from_slice(&h.finalize()[..9]);
+    LAST.with_borrow_mut(|last| {
+        if last.0 != source || last.1 != generation {
+            let mut h = Sha256::new();
+            h.update(source.as_bytes());
+            h.update([0]);
+            h.update(generation.to_le_bytes());
+            last.2.copy_from_slice(&h.finalize()[..9]);
+            last.0.clear();
+            last.0.push_str(source);
+            last.1 = generation;
+        }
+        raw[..9].copy_from_slice(&last.2);
+    });
     raw[9..].copy_from_slice(&offset.to_be_bytes()[2..]);
     let mut text = [0u8; 20];
     // 15 bytes are exactly 20 characters: the buffer always fits.
