@@ -178,3 +178,33 @@ def test_es_real_access_log_search(cairn_factory):
     )
     # 11:04:58+01:00 is 10:04:58Z: only that one.
     assert both["count"] == 1
+
+
+def test_es_filter_path_and_pretty(es, cairn):
+    """`filter_path` as the official client sends it (a list joined with commas), on
+    `_bulk` the way shippers filter it, on search with `*`, `**` and exclusions, on an
+    error; `pretty` reformats without changing the content."""
+    ops = [
+        {"create": {"_index": "fp", "_id": "1"}}, {"@timestamp": ts(), "host": "a", "status": 200},
+        {"create": {"_index": "fp", "_id": "1"}}, {"@timestamp": ts(), "host": "b", "status": 500},
+    ]
+    r = es.bulk(operations=ops, refresh=True, filter_path=["errors", "items.*.error", "items.*.status"])
+    assert r["errors"] is True
+    assert r["items"][0] == {"create": {"status": 201}}
+    assert r["items"][1]["create"]["status"] == 409
+    assert r["items"][1]["create"]["error"]["type"] == "version_conflict_engine_exception"
+    assert set(r.body) == {"errors", "items"}
+
+    hits = es.search(index="fp", filter_path=["hits.hits._id", "hits.hits._source.h*"])
+    assert hits.body == {"hits": {"hits": [{"_id": "1", "_source": {"host": "a"}}]}}
+    deep = es.search(index="fp", filter_path="**.status,-**._shards")
+    assert deep.body == {"hits": {"hits": [{"_source": {"status": 200}}]}}
+    nothing = es.search(index="fp", filter_path="no.such.path")
+    assert nothing.body == {}
+
+    err = cairn.get("/missing-index/_search", params={"filter_path": "status,error.type"})
+    assert err.status_code == 404
+    assert err.json() == {"error": {"type": "index_not_found_exception"}, "status": 404}
+
+    pretty = cairn.get("/fp/_count", params={"pretty": "true"})
+    assert pretty.text.startswith("{\n") and pretty.json()["count"] == 1

@@ -25,6 +25,7 @@ mod highlight;
 mod http;
 pub mod ingest;
 pub mod limits;
+mod response_filter;
 mod search;
 mod security_api;
 mod ui;
@@ -341,6 +342,8 @@ pub fn router(state: Shared) -> Router {
         ))
         // The UI signs in with its own page: no browser Basic-auth dialog for its calls.
         .layer(axum::middleware::from_fn(ui::no_basic_challenge))
+        // `filter_path` and `pretty`, on every JSON response (errors included).
+        .layer(axum::middleware::from_fn(response_filter::middleware))
         .layer(axum::middleware::from_fn(http::es_headers))
         .layer(DefaultBodyLimit::max(max))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
