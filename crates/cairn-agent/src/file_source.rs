@@ -179,7 +179,7 @@ fn marker(file: &File, off: u64) -> std::io::Result<(String, u64)> {
 /// the last 8 are the line's byte offset (48 bits, big-endian). The lines of one file
 /// share their first 12 or more characters, which keeps the server's `_id` term
 /// dictionary cheap to build and small: a 32-hex-digit hash of the whole triple (the
-/// format before 2026-11-28) had no shared prefixes, and building the dictionary of
+/// format until 2026-11-27) had no shared prefixes, and building the dictionary of
 /// such ids took ~9% of the server's CPU on an agent load, against ~5% for
 /// time-prefixed ids. Files beyond 256 TiB would reuse offsets; none are that large.
 pub fn event_id(source: &str, generation: u64, offset: u64) -> String {
