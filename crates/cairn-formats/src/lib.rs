@@ -220,7 +220,7 @@ impl ParsedEvent {
 
     /// A `_parse_failure` event.
     pub fn is_failure(&self) -> bool {
-        matches!(self.get("tags"), Some(Value::Array(t)) if t.iter().any(|v| v == "_parse_failure"))
+        failure_tags(self.get("tags"))
     }
 
     /// The nested event.
@@ -567,7 +567,12 @@ impl LineParser {
 
 /// Does this event carry the `_parse_failure` tag?
 pub fn is_failure(e: &Event) -> bool {
-    matches!(e.get("tags"), Some(Value::Array(t)) if t.iter().any(|v| v == "_parse_failure"))
+    failure_tags(e.get("tags"))
+}
+
+/// Whether a `tags` value holds `_parse_failure`.
+fn failure_tags(tags: Option<&Value>) -> bool {
+    matches!(tags, Some(Value::Array(t)) if t.iter().any(|v| v == "_parse_failure"))
 }
 
 /// Parse a whole object. CloudTrail: `{"Records":[…]}` (or one bare record) → one event

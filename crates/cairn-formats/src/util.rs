@@ -924,6 +924,23 @@ mod tests {
     }
 
     #[test]
+    fn get_reads_exact_paths_and_inside_object_values() {
+        use serde_json::json;
+        let mut f = Fields::new();
+        f.set(
+            "cloud",
+            json!({"provider": "aws", "region": {"id": "eu-west-1"}}),
+        );
+        f.set("log.offset", json!(7));
+        assert_eq!(f.get("log.offset"), Some(&json!(7)));
+        assert_eq!(f.get("cloud.provider"), Some(&json!("aws")));
+        assert_eq!(f.get("cloud.region.id"), Some(&json!("eu-west-1")));
+        assert_eq!(f.get("cloud.account"), None);
+        assert_eq!(f.get("log"), None, "a group is not a set value");
+        assert_eq!(f.get("clou"), None);
+    }
+
+    #[test]
     fn written_json_matches_the_built_map_when_paths_repeat_or_collide() {
         use serde_json::json;
         let cases: Vec<Vec<(&'static str, Value)>> = vec![

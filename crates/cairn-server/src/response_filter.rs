@@ -206,6 +206,11 @@ fn exclude(v: Value, filters: &[Vec<Seg>], states: &[State]) -> Value {
 
 /// Middleware: applies `filter_path` and `pretty` to JSON responses.
 pub async fn middleware(req: Request<Body>, next: Next) -> Response {
+    // Most requests (every `_bulk` of a shipper) name neither option: no query parsing.
+    let query = req.uri().query().unwrap_or("");
+    if !query.contains("filter_path") && !query.contains("pretty") {
+        return next.run(req).await;
+    }
     // A query string that does not parse is the handler's to refuse.
     let params = axum::extract::Query::<crate::http::Params>::try_from_uri(req.uri())
         .map(|q| q.0)
@@ -253,7 +258,6 @@ pub async fn middleware(req: Request<Body>, next: Next) -> Response {
         serde_json::to_vec(&v)
     }
     .unwrap_or_default();
-    parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len() as u64));

@@ -280,8 +280,9 @@ impl IndexHandle {
     fn committed_locations(&self, id: &str) -> (Vec<i64>, u64) {
         let mut out = Vec::new();
         let mut version = 0;
+        let id_key = idfilter::id_key(id.as_bytes());
         for (key, p) in self.partitions.read().iter() {
-            if Self::holds_id(p, id) {
+            if Self::holds_id(p, id, id_key) {
                 out.push(*key);
                 if let Some((_, v)) = Self::stored_doc(p, id) {
                     version = version.max(v);
@@ -295,11 +296,11 @@ impl IndexHandle {
     /// asks this of every partition, and almost always for an id that is nowhere: a
     /// segment's `_id` filter rules most segments out, the others get one
     /// term-dictionary probe each, without a query's weight and scorer.
-    fn holds_id(p: &Partition, id: &str) -> bool {
+    /// `key` is [`idfilter::id_key`] of `id`, hashed once for all partitions.
+    fn holds_id(p: &Partition, id: &str, key: u64) -> bool {
         use tantivy::DocSet as _;
         let searcher = p.reader.searcher();
         let filters = p.id_filters.for_searcher(&searcher, p.fields.id);
-        let key = idfilter::id_key(id.as_bytes());
         let term = Term::from_field_text(p.fields.id, id);
         let mut segments = searcher.segment_readers().iter().zip(filters.iter());
         segments.any(|(seg, ids)| {
