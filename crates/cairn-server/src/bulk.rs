@@ -9,9 +9,9 @@ use axum::response::Response;
 use bytes::Bytes;
 use cairn_core::EsError;
 use cairn_store::{WriteKind, WriteRequest};
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::http::{body_bytes, ok, refresh_param, ApiError, Params};
+use crate::http::{body_bytes, json_bytes_response, refresh_param, ApiError, Params};
 use crate::Shared;
 
 pub async fn bulk(
@@ -400,20 +400,59 @@ async fn run(
     .await
     .map_err(|e| ApiError(EsError::internal(e.to_string())))??;
     let errors = items.iter().any(|i| i.error.is_some());
-    let items: Vec<Value> = items
-        .iter()
-        .map(|i| json!({ i.action: i.to_json() }))
-        .collect();
-    ok(json!({
-        "errors": errors,
-        "took": started.elapsed().as_millis() as u64,
-        "items": items,
-    }))
+    // Written as text directly: one item per document.
+    let mut out = Vec::with_capacity(64 + items.len() * 200);
+    out.extend_from_slice(
+        format!(
+            "{{\"errors\":{errors},\"took\":{},\"items\":[",
+            started.elapsed().as_millis()
+        )
+        .as_bytes(),
+    );
+    for (k, i) in items.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        i.write_json(&mut out);
+    }
+    out.extend_from_slice(b"]}");
+    Ok(json_bytes_response(200, out))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn written_items_are_the_serialized_values() {
+        let ok_item = cairn_store::ItemResult {
+            action: "create",
+            index: "logs-\"x\"".into(),
+            id: "a\u{1}b".into(),
+            status: 201,
+            result: Some("created"),
+            error: None,
+            seq_no: 7,
+            version: 1,
+        };
+        let failed = cairn_store::ItemResult {
+            action: "index",
+            status: 400,
+            result: None,
+            error: Some(EsError::document_parsing("failed to parse field [n]")),
+            ..ok_item.clone()
+        };
+        for item in [ok_item, failed] {
+            let mut out = Vec::new();
+            item.write_json(&mut out);
+            let expected = serde_json::to_vec(&json!({ item.action: item.to_json() })).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn parses_actions() {

@@ -56,6 +56,10 @@ pub struct ServerConfig {
     pub max_concurrent_bulk: usize,
     /// `_bulk` requests waiting for a running slot; beyond it they get a 429.
     pub bulk_queue_size: usize,
+    /// Request bytes (decompressed) that running writes may hold at once, like
+    /// Elasticsearch's `indexing_pressure.memory.limit`: a write that would pass it
+    /// waits until earlier ones finish. A request larger than the limit runs alone.
+    pub indexing_pressure_bytes: usize,
     /// Most actions in one `_bulk` request.
     pub max_bulk_items: usize,
     /// Ingest pipeline time per document and pipeline: past it the document fails with
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             search_queue_size: 100,
             max_concurrent_bulk: limits::default_concurrent_bulk(),
             bulk_queue_size: 50,
+            indexing_pressure_bytes: 8 * 1024 * 1024,
             max_bulk_items: 100_000,
             ingest_timeout: Duration::from_millis(100),
             header_read_timeout: Duration::from_secs(30),

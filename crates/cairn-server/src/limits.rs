@@ -183,6 +183,10 @@ impl Gate {
 pub struct Gates {
     pub search: Gate,
     pub bulk: Gate,
+    /// Bytes of write requests being processed (see
+    /// `ServerConfig::indexing_pressure_bytes`), one permit a byte.
+    indexing: Arc<Semaphore>,
+    indexing_limit: usize,
     /// How long an admitted request may take to send its whole body.
     body_read_timeout: std::time::Duration,
     max_body_bytes: usize,
@@ -203,9 +207,27 @@ impl Gates {
                 config.max_concurrent_bulk,
                 config.bulk_queue_size,
             ),
+            indexing: Arc::new(Semaphore::new(config.indexing_pressure_bytes.max(1))),
+            indexing_limit: config.indexing_pressure_bytes.max(1),
             body_read_timeout: config.body_read_timeout,
             max_body_bytes: config.max_body_bytes,
         }
+    }
+
+    /// Room for a write request of `len` bytes among the writes being processed; waits
+    /// for earlier writes to finish. A request over the whole limit takes all of it.
+    async fn indexing_room(&self, len: usize) -> Result<OwnedSemaphorePermit, EsError> {
+        let n = len.clamp(1, self.indexing_limit);
+        self.indexing
+            .clone()
+            .acquire_many_owned(u32::try_from(n).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| EsError::internal("the indexing pressure gate was closed"))
+    }
+
+    /// Bytes of write requests being processed now.
+    pub fn indexing_bytes(&self) -> usize {
+        self.indexing_limit - self.indexing.available_permits().min(self.indexing_limit)
     }
 
     fn gate(&self, family: Family) -> &Gate {
@@ -277,6 +299,16 @@ pub async fn admission(
             .into_response()
         }
     };
+    // Writes also wait for room under the indexing pressure limit, by body size: the
+    // documents a write builds grow with its body, and two large bulks at once are
+    // what pushes memory up, while small writes keep running beside a large one.
+    let room = match family {
+        Family::Bulk => match gates.indexing_room(bytes.len()).await {
+            Ok(r) => Some(r),
+            Err(e) => return ApiError(e).into_response(),
+        },
+        Family::Search => None,
+    };
     let req = Request::from_parts(parts, Body::from(bytes));
     let gates2 = gates.clone();
     // The caller's authorization is task-local: carry it into the new task.
@@ -293,6 +325,7 @@ pub async fn admission(
             .gate(family)
             .completed
             .fetch_add(1, Ordering::Relaxed);
+        drop(room);
         drop(permit);
         resp
     });
@@ -412,5 +445,32 @@ mod tests {
             tokio::task::yield_now().await;
         }
         again.abort();
+    }
+
+    #[tokio::test]
+    async fn indexing_pressure_bounds_bytes_in_flight() {
+        let config = crate::ServerConfig {
+            indexing_pressure_bytes: 10,
+            ..Default::default()
+        };
+        let gates = Arc::new(Gates::new(&config));
+        let six = gates.indexing_room(6).await.expect("room");
+        assert_eq!(gates.indexing_bytes(), 6);
+        // A small write still fits beside it.
+        let four = gates.indexing_room(4).await.expect("room");
+        assert_eq!(gates.indexing_bytes(), 10);
+        // Another large one waits until the first finishes.
+        let g2 = gates.clone();
+        let waiter = tokio::spawn(async move { g2.indexing_room(6).await.map(drop) });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(six);
+        waiter.await.expect("task").expect("admitted");
+        drop(four);
+        // One over the whole limit takes all of it, and runs.
+        let big = gates.indexing_room(1000).await.expect("room");
+        assert_eq!(gates.indexing_bytes(), 10);
+        drop(big);
+        assert_eq!(gates.indexing_bytes(), 0);
     }
 }

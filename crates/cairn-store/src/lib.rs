@@ -488,6 +488,39 @@ impl ItemResult {
         }
         Value::Object(o)
     }
+
+    /// Appends `{"<action>": <to_json()>}` as JSON text, the same bytes serializing
+    /// [`ItemResult::to_json`] gives, without building it: a `_bulk` response has an
+    /// item per document, and building them as values cost ~6% of ingest CPU.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let string = |out: &mut Vec<u8>, s: &str| {
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
+        out.push(b'{');
+        string(out, self.action);
+        out.extend_from_slice(b":{\"_index\":");
+        string(out, &self.index);
+        out.extend_from_slice(b",\"_id\":");
+        string(out, &self.id);
+        if let Some(e) = &self.error {
+            let _ = write!(out, ",\"status\":{},\"error\":", self.status);
+            let _ = serde_json::to_writer(&mut *out, &e.to_object());
+        } else {
+            let _ = write!(out, ",\"_version\":{}", self.version.max(1));
+            if let Some(r) = self.result {
+                out.extend_from_slice(b",\"result\":");
+                string(out, r);
+            }
+            let _ = write!(
+                out,
+                ",\"_shards\":{{\"total\":1,\"successful\":1,\"failed\":0}},\"_seq_no\":{},\"_primary_term\":1,\"status\":{}",
+                self.seq_no, self.status
+            );
+        }
+        out.extend_from_slice(b"}}");
+    }
 }
 
 /// The store: cheap to clone, shared by every request.
@@ -1024,6 +1057,24 @@ impl Store {
         } else {
             None
         };
+        let mut items = items.into_iter().peekable();
+        let mut last = 0;
+        while items.peek().is_some() {
+            last = last.max(self.bulk_chunk(h, &mut items, &mut out).await);
+        }
+        (out, last)
+    }
+
+    /// Plans, logs and acknowledges the next chunk of a bulk's items for one index
+    /// (at most [`CHUNK_DOCS`] documents or [`CHUNK_BYTES`] of sources), so that a
+    /// large bulk holds one chunk of built documents at a time rather than all of
+    /// them. Returns the chunk's last WAL sequence number (0 when nothing was logged).
+    async fn bulk_chunk(
+        &self,
+        h: &Arc<IndexHandle>,
+        items: &mut std::iter::Peekable<std::vec::IntoIter<(usize, WriteRequest)>>,
+        out: &mut Vec<(usize, ItemResult)>,
+    ) -> u64 {
         let now = now_micros();
         let g = self.inner.config.granularity;
         let max_past = self.inner.config.max_past.as_micros() as i64;
@@ -1045,7 +1096,14 @@ impl Store {
         let mut planned: Vec<Planned> = Vec::new();
         // Ids claimed earlier in this same bulk: id -> (exists, partition).
         let mut local: HashMap<String, Claimed> = HashMap::new();
-        for (slot, mut r) in items {
+        let mut planned_bytes = 0usize;
+        loop {
+            if planned.len() >= CHUNK_DOCS || planned_bytes >= CHUNK_BYTES {
+                break;
+            }
+            let Some((slot, mut r)) = items.next() else {
+                break;
+            };
             let action = match r.kind {
                 WriteKind::Index => "index",
                 WriteKind::Create => "create",
@@ -1301,8 +1359,8 @@ impl Store {
                 continue;
             }
             let unchanged = matches!(r.kind, WriteKind::Index | WriteKind::Create);
-            let source = match r.raw.as_ref().filter(|_| unchanged) {
-                Some(raw) => Ok(raw.clone()),
+            let source = match r.raw.take().filter(|_| unchanged) {
+                Some(raw) => Ok(raw),
                 None => serde_json::to_vec(&doc_map),
             };
             let source = match source {
@@ -1331,8 +1389,12 @@ impl Store {
             let delete_from: Vec<i64> = locs.clone();
             let tdoc = schema::build_document(&fields, &id, &source, ts, version, &leaves);
             let src = Arc::new(source);
+            planned_bytes += src.len();
             let result = if exists { "updated" } else { "created" };
-            local.insert(id.clone(), (Some((key, src.clone())), version));
+            // Generated ids are unique: only explicit ones can come back in this chunk.
+            if explicit.is_some() {
+                local.insert(id.clone(), (Some((key, src.clone())), version));
+            }
             planned.push(Planned {
                 slot,
                 action,
@@ -1358,7 +1420,7 @@ impl Store {
             });
         }
         if planned.is_empty() {
-            return (out, 0);
+            return 0;
         }
         if mapping != *base {
             if let Err(e) = self.persist_mapping(h, &base, mapping) {
@@ -1377,7 +1439,7 @@ impl Store {
                         },
                     ));
                 }
-                return (out, 0);
+                return 0;
             }
         }
         let mut bytes = 0u64;
@@ -1427,7 +1489,7 @@ impl Store {
                         },
                     ));
                 }
-                (out, last)
+                last
             }
             Err(e) => {
                 let err = EsError::storage(format!(
@@ -1448,7 +1510,7 @@ impl Store {
                         },
                     ));
                 }
-                (out, 0)
+                0
             }
         }
     }
@@ -1489,6 +1551,11 @@ impl Store {
 }
 
 /// An id written earlier in the same bulk: (partition and source if it exists, version).
+/// Documents per bulk chunk (see `Store::bulk_chunk`).
+const CHUNK_DOCS: usize = 2048;
+/// Source bytes per bulk chunk.
+const CHUNK_BYTES: usize = 1 << 20;
+
 type Claimed = (Option<(i64, Arc<Vec<u8>>)>, u64);
 /// Where an explicit id lives: (exists, partitions, source if known, version).
 type Located = (bool, Vec<i64>, Option<Arc<Vec<u8>>>, u64);

@@ -189,3 +189,50 @@ fn generated_ids_are_unique_and_share_their_prefix_and_tail() {
     // The process tag is the last 8 characters of every id.
     assert!(ids.iter().all(|id| id[12..] == ids[0][12..]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_larger_than_a_chunk_keeps_ids_unique_and_order() {
+    // A bulk is planned and logged in chunks of at most 2048 documents: ids claimed
+    // in one chunk are seen by the next, and results keep the request's order.
+    let dir = tempfile::tempdir().unwrap();
+    let store = tokio::task::block_in_place(|| Store::open(StoreConfig::new(dir.path()))).unwrap();
+    let n = 5000;
+    let mut reqs: Vec<WriteRequest> = (0..n)
+        .map(|i| {
+            req(
+                WriteKind::Create,
+                Some(&format!("id-{i}")),
+                json!({"@timestamp": "2026-01-01T00:00:00Z", "n": i}),
+            )
+        })
+        .collect();
+    // The same ids again, in later chunks: each is a conflict.
+    reqs.push(req(WriteKind::Create, Some("id-0"), json!({"n": "again"})));
+    reqs.push(req(
+        WriteKind::Create,
+        Some("id-4999"),
+        json!({"n": "again"}),
+    ));
+    // An index of an id from the first chunk replaces it.
+    reqs.push(req(
+        WriteKind::Index,
+        Some("id-1"),
+        json!({"@timestamp": "2026-01-01T00:00:00Z", "n": -1}),
+    ));
+    let r = store.bulk(reqs, Refresh::True).await;
+    assert_eq!(r.len(), n + 3);
+    for (i, item) in r.iter().take(n).enumerate() {
+        assert_eq!(
+            (item.status, item.id.as_str()),
+            (201, format!("id-{i}").as_str())
+        );
+    }
+    assert_eq!(r[n].status, 409);
+    assert_eq!(r[n + 1].status, 409);
+    assert_eq!((r[n + 2].status, r[n + 2].result), (200, Some("updated")));
+    assert_eq!(r[n + 2].version, 2);
+    assert_eq!(count(&store), n as u64);
+    let h = store.index("logs").unwrap();
+    let src: Value = serde_json::from_slice(&h.get_source("id-1").unwrap()).unwrap();
+    assert_eq!(src["n"], -1);
+}

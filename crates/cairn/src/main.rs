@@ -146,6 +146,10 @@ struct ServeArgs {
     /// Bulk requests waiting for a slot (default 50); beyond it they get a 429.
     #[arg(long, env = "CAIRN_BULK_QUEUE_SIZE")]
     bulk_queue_size: Option<usize>,
+    /// Request bytes that writes being processed may hold at once (default 8mb); a
+    /// write that would pass it waits for earlier ones, one larger than it runs alone.
+    #[arg(long, env = "CAIRN_INDEXING_PRESSURE")]
+    indexing_pressure: Option<String>,
     /// Most actions in one _bulk request (default 100000).
     #[arg(long, env = "CAIRN_MAX_BULK_ITEMS")]
     max_bulk_items: Option<usize>,
@@ -195,6 +199,7 @@ struct FileConfig {
     search_queue_size: Option<usize>,
     max_concurrent_bulk: Option<usize>,
     bulk_queue_size: Option<usize>,
+    indexing_pressure: Option<String>,
     max_bulk_items: Option<usize>,
     max_document_fields: Option<usize>,
     max_string_size: Option<String>,
@@ -309,6 +314,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(v) = pick!(bulk_queue_size) {
         server.bulk_queue_size = v;
+    }
+    if let Some(v) = pick!(indexing_pressure) {
+        server.indexing_pressure_bytes = parse_size(&v)?;
     }
     if let Some(v) = pick!(max_bulk_items) {
         server.max_bulk_items = v.max(1);
