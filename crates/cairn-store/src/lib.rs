@@ -124,7 +124,7 @@ impl StoreConfig {
             max_future: Duration::from_secs(2 * 86_400),
             wal_segment_bytes: 64 * 1024 * 1024,
             zstd_level: 3,
-            docstore_block_bytes: 128 * 1024,
+            docstore_block_bytes: 512 * 1024,
             retention_check_interval: Duration::from_secs(60),
             doc_limits: Default::default(),
         }

@@ -89,6 +89,10 @@ impl std::fmt::Debug for Partition {
     }
 }
 
+/// Decompressed doc store blocks kept per segment (tantivy's default is 100, which
+/// with 512 KiB blocks would be 50 MiB per segment).
+const DOC_STORE_CACHE_BLOCKS: usize = 8;
+
 pub(crate) fn index_settings(zstd_level: i32, block_size: usize) -> IndexSettings {
     IndexSettings {
         docstore_compression: tantivy::store::Compressor::Zstd(tantivy::store::ZstdCompressor {
@@ -117,6 +121,7 @@ impl Partition {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(DOC_STORE_CACHE_BLOCKS)
             .try_into()
             .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
         Ok(Partition {
