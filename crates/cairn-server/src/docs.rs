@@ -221,7 +221,7 @@ async fn lookup(
         return Err(ApiError(EsError::index_not_found(index)));
     }
     for h in &hs {
-        if let Some(found) = h.get_doc(id) {
+        if let Some(found) = s.store.get_doc(h, id).await {
             return Ok((h.name.clone(), Some(found)));
         }
     }

@@ -349,9 +349,9 @@ async fn put_object(
     from_stored(&raw).ok_or_else(|| ApiError(EsError::internal("saved object not readable")))
 }
 
-fn get_object(s: &Shared, t: &str, id: &str) -> Option<Value> {
+async fn get_object(s: &Shared, t: &str, id: &str) -> Option<Value> {
     let idx = s.store.index(UI_INDEX)?;
-    let src = idx.get_source(&doc_id(t, id))?;
+    let src = s.store.get_source(&idx, &doc_id(t, id)).await?;
     from_stored(&src)
 }
 
@@ -420,6 +420,7 @@ pub async fn get(State(s): State<Shared>, Path((t, id)): Path<(String, String)>)
     check_type(&t)?;
     check_id(&id)?;
     get_object(&s, &t, &id)
+        .await
         .map(ok)
         .ok_or_else(|| not_found(&t, &id))?
 }
@@ -441,7 +442,7 @@ pub async fn put(
 pub async fn delete(State(s): State<Shared>, Path((t, id)): Path<(String, String)>) -> ApiResult {
     check_type(&t)?;
     check_id(&id)?;
-    if get_object(&s, &t, &id).is_none() {
+    if get_object(&s, &t, &id).await.is_none() {
         return Err(not_found(&t, &id));
     }
     write(

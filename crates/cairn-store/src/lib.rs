@@ -136,14 +136,15 @@ impl StoreConfig {
     }
 }
 
-/// A not-yet-refreshed write, kept so that reads by id are realtime and so that
-/// `_id` checks see documents the searchers do not.
+/// A not-yet-refreshed write, kept so that `_id` checks see documents the searchers
+/// do not, and so that a realtime get knows to refresh first. The source is not kept:
+/// at full ingest speed that would hold a refresh interval's worth of documents.
 #[derive(Debug, Clone)]
 struct PendingDoc {
     seq: u64,
     partition: i64,
-    /// `None`: deleted.
-    source: Option<Arc<Vec<u8>>>,
+    /// false: deleted.
+    exists: bool,
     version: u64,
 }
 
@@ -332,11 +333,9 @@ impl IndexHandle {
         })
     }
 
-    /// Realtime get: the newest source of `id` and its version, or None.
-    pub fn get_doc(&self, id: &str) -> Option<(Vec<u8>, u64)> {
-        if let Some(p) = self.pending.lock().by_id.get(id) {
-            return p.source.as_ref().map(|s| (s.as_ref().clone(), p.version));
-        }
+    /// The newest committed source of `id` and its version, or None. Writes not yet
+    /// refreshed are not seen: [`Store::get_doc`] is the realtime get.
+    fn committed_doc(&self, id: &str) -> Option<(Vec<u8>, u64)> {
         self.partitions
             .read()
             .values()
@@ -344,18 +343,13 @@ impl IndexHandle {
             .find_map(|p| Self::stored_doc(p, id))
     }
 
-    /// Realtime get of the source alone.
-    pub fn get_source(&self, id: &str) -> Option<Vec<u8>> {
-        self.get_doc(id).map(|(s, _)| s)
-    }
-
     /// Where `id` currently lives (pending write or committed partitions) and its
     /// version (the last one, for a deleted id still in the pending set).
     fn locate(&self, id: &str) -> (bool, Vec<i64>, u64) {
         if let Some(p) = self.pending.lock().by_id.get(id) {
-            return match p.source {
-                Some(_) => (true, vec![p.partition], p.version),
-                None => (false, vec![], p.version),
+            return match p.exists {
+                true => (true, vec![p.partition], p.version),
+                false => (false, vec![], p.version),
             };
         }
         let (locs, version) = self.committed_locations(id);
@@ -884,6 +878,28 @@ impl Store {
             .map_err(|e| EsError::storage(format!("flush failed: {e}")))
     }
 
+    /// Realtime get: the newest source of `id` in `h` and its version, or None. As in
+    /// Elasticsearch, a document written since the last refresh is read after a
+    /// refresh, which this triggers (once: later gets of older writes find it done).
+    pub async fn get_doc(&self, h: &IndexHandle, id: &str) -> Option<(Vec<u8>, u64)> {
+        let pending = h.pending.lock().by_id.get(id).map(|p| (p.seq, p.exists));
+        match pending {
+            Some((_, false)) => return None,
+            Some((seq, true)) if h.refreshed_seq.load(Ordering::SeqCst) < seq => {
+                if let Err(e) = self.refresh().await {
+                    tracing::warn!(index = %h.name, error = %e.reason, "refresh for a realtime get failed");
+                }
+            }
+            _ => {}
+        }
+        h.committed_doc(id)
+    }
+
+    /// Realtime get of the source alone.
+    pub async fn get_source(&self, h: &IndexHandle, id: &str) -> Option<Vec<u8>> {
+        self.get_doc(h, id).await.map(|(s, _)| s)
+    }
+
     async fn wait_refreshed(&self, seq: u64) {
         let mut rx = self.inner.refresh_notify.subscribe();
         while *rx.borrow_and_update() < seq {
@@ -1186,7 +1202,7 @@ impl Store {
                         pending: Some(PendingDoc {
                             seq: 0,
                             partition: 0,
-                            source: None,
+                            exists: false,
                             version,
                         }),
                         version,
@@ -1228,7 +1244,7 @@ impl Store {
                 } => {
                     let cur_source = match &current {
                         Some((true, _, Some(s), _)) => Some(s.as_ref().clone()),
-                        Some((true, _, None, _)) => h.get_source(&id),
+                        Some((true, _, None, _)) => self.get_source(h, &id).await,
                         _ => None,
                     };
                     match cur_source {
@@ -1413,7 +1429,7 @@ impl Store {
                 pending: Some(PendingDoc {
                     seq: 0,
                     partition: key,
-                    source: Some(src),
+                    exists: true,
                     version,
                 }),
                 version,

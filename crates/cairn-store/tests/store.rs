@@ -92,7 +92,7 @@ async fn ids_are_unique_across_partitions() {
     assert_eq!(r[0].result, Some("updated"));
     assert_eq!(count(&store), 1);
     let h = store.index("logs").unwrap();
-    let src: Value = serde_json::from_slice(&h.get_source("a").unwrap()).unwrap();
+    let src: Value = serde_json::from_slice(&store.get_source(&h, "a").await.unwrap()).unwrap();
     assert_eq!(src["v"], 2);
     // create on an existing id: 409, even before a refresh.
     store
@@ -117,7 +117,7 @@ async fn ids_are_unique_across_partitions() {
         .await;
     assert_eq!(r[0].status, 409);
     // Realtime get before refresh.
-    assert!(h.get_source("b").is_some());
+    assert!(store.get_source(&h, "b").await.is_some());
     // A deleted id can be created again: its term stays in the segment (which keeps a
     // live neighbour) until a merge, but the existence check counts live documents only.
     let ts = json!({"@timestamp": "2026-01-07T00:00:00Z"});
@@ -233,6 +233,54 @@ async fn a_bulk_larger_than_a_chunk_keeps_ids_unique_and_order() {
     assert_eq!(r[n + 2].version, 2);
     assert_eq!(count(&store), n as u64);
     let h = store.index("logs").unwrap();
-    let src: Value = serde_json::from_slice(&h.get_source("id-1").unwrap()).unwrap();
+    let src: Value = serde_json::from_slice(&store.get_source(&h, "id-1").await.unwrap()).unwrap();
     assert_eq!(src["n"], -1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_get_refreshes_for_a_write_not_yet_visible() {
+    // Pending writes keep no source: a get of one refreshes first, as Elasticsearch's
+    // realtime get does, and sees the newest version; a pending delete is a miss.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.refresh_interval = std::time::Duration::from_secs(3600);
+    let store = tokio::task::block_in_place(|| Store::open(config)).unwrap();
+    let ts = "2026-01-01T00:00:00Z";
+    let r = store
+        .bulk(
+            vec![req(
+                WriteKind::Index,
+                Some("a"),
+                json!({"@timestamp": ts, "v": 1}),
+            )],
+            Refresh::False,
+        )
+        .await;
+    assert_eq!(r[0].status, 201);
+    let h = store.index("logs").unwrap();
+    assert_eq!(count(&store), 0, "not refreshed yet");
+    let (src, version) = store.get_doc(&h, "a").await.expect("realtime");
+    assert_eq!(serde_json::from_slice::<Value>(&src).unwrap()["v"], 1);
+    assert_eq!(version, 1);
+    assert_eq!(count(&store), 1, "the get refreshed");
+    store
+        .bulk(
+            vec![req(
+                WriteKind::Index,
+                Some("a"),
+                json!({"@timestamp": ts, "v": 2}),
+            )],
+            Refresh::False,
+        )
+        .await;
+    let (src, version) = store.get_doc(&h, "a").await.expect("realtime");
+    assert_eq!(serde_json::from_slice::<Value>(&src).unwrap()["v"], 2);
+    assert_eq!(version, 2);
+    store
+        .bulk(
+            vec![req(WriteKind::Delete, Some("a"), json!({}))],
+            Refresh::False,
+        )
+        .await;
+    assert!(store.get_doc(&h, "a").await.is_none());
 }
