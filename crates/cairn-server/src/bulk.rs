@@ -1,6 +1,7 @@
 //! `_bulk`: NDJSON parsing with Elasticsearch's rules. A malformed action line fails
 //! the whole request before anything is written; a malformed document fails alone.
 
+use std::io::Write;
 use std::time::Instant;
 
 use axum::extract::rejection::BytesRejection;
@@ -402,12 +403,11 @@ async fn run(
     let errors = items.iter().any(|i| i.error.is_some());
     // Written as text directly: one item per document.
     let mut out = Vec::with_capacity(64 + items.len() * 200);
-    out.extend_from_slice(
-        format!(
-            "{{\"errors\":{errors},\"took\":{},\"items\":[",
-            started.elapsed().as_millis()
-        )
-        .as_bytes(),
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "{{\"errors\":{errors},\"took\":{},\"items\":[",
+        started.elapsed().as_millis()
     );
     for (k, i) in items.iter().enumerate() {
         if k > 0 {

@@ -226,7 +226,8 @@ impl Gates {
     }
 
     /// Bytes of write requests being processed now.
-    pub fn indexing_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn indexing_bytes(&self) -> usize {
         self.indexing_limit - self.indexing.available_permits().min(self.indexing_limit)
     }
 

@@ -1110,7 +1110,8 @@ impl Store {
             version: u64,
         }
         let mut planned: Vec<Planned> = Vec::new();
-        // Ids claimed earlier in this same bulk: id -> (exists, partition).
+        // Explicit ids claimed earlier in this chunk: id -> (where and what, version).
+        // Earlier chunks are already in the pending set, which `locate` reads.
         let mut local: HashMap<String, Claimed> = HashMap::new();
         let mut planned_bytes = 0usize;
         loop {

@@ -245,17 +245,10 @@ async fn realtime_get_refreshes_for_a_write_not_yet_visible() {
     let mut config = StoreConfig::new(dir.path());
     config.refresh_interval = std::time::Duration::from_secs(3600);
     let store = tokio::task::block_in_place(|| Store::open(config)).unwrap();
+    let write =
+        |kind: WriteKind, v: Value| store.bulk(vec![req(kind, Some("a"), v)], Refresh::False);
     let ts = "2026-01-01T00:00:00Z";
-    let r = store
-        .bulk(
-            vec![req(
-                WriteKind::Index,
-                Some("a"),
-                json!({"@timestamp": ts, "v": 1}),
-            )],
-            Refresh::False,
-        )
-        .await;
+    let r = write(WriteKind::Index, json!({"@timestamp": ts, "v": 1})).await;
     assert_eq!(r[0].status, 201);
     let h = store.index("logs").unwrap();
     assert_eq!(count(&store), 0, "not refreshed yet");
@@ -263,24 +256,10 @@ async fn realtime_get_refreshes_for_a_write_not_yet_visible() {
     assert_eq!(serde_json::from_slice::<Value>(&src).unwrap()["v"], 1);
     assert_eq!(version, 1);
     assert_eq!(count(&store), 1, "the get refreshed");
-    store
-        .bulk(
-            vec![req(
-                WriteKind::Index,
-                Some("a"),
-                json!({"@timestamp": ts, "v": 2}),
-            )],
-            Refresh::False,
-        )
-        .await;
+    write(WriteKind::Index, json!({"@timestamp": ts, "v": 2})).await;
     let (src, version) = store.get_doc(&h, "a").await.expect("realtime");
     assert_eq!(serde_json::from_slice::<Value>(&src).unwrap()["v"], 2);
     assert_eq!(version, 2);
-    store
-        .bulk(
-            vec![req(WriteKind::Delete, Some("a"), json!({}))],
-            Refresh::False,
-        )
-        .await;
+    write(WriteKind::Delete, json!({})).await;
     assert!(store.get_doc(&h, "a").await.is_none());
 }
