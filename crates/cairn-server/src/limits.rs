@@ -239,6 +239,20 @@ impl Gates {
     }
 }
 
+/// The body length a request declares, when that is the length the handler will
+/// read (no content encoding left to undo).
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<usize> {
+    if headers.contains_key(axum::http::header::CONTENT_ENCODING) {
+        return None;
+    }
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Middleware: admits bounded requests through their gate, then runs them on their own
 /// task holding the slot until the handler finishes.
 pub async fn admission(
@@ -258,6 +272,22 @@ pub async fn admission(
     let permit = match gates.gate(family).admit(&what).await {
         Ok(p) => p,
         Err(e) => return ApiError(e).into_response(),
+    };
+    // Writes wait for room under the indexing pressure limit, by body size: the
+    // documents a write builds grow with its body, and two large bulks at once are
+    // what pushes memory up, while small writes keep running beside a large one. A
+    // write that says its length waits before its body is read, so bulks queued
+    // behind a large one do not hold their bodies in memory meanwhile (the client
+    // waits on TCP); the others wait once the body is read.
+    let declared = matches!(family, Family::Bulk)
+        .then(|| declared_length(req.headers()))
+        .flatten();
+    let mut room = match declared {
+        Some(len) => match gates.indexing_room(len).await {
+            Ok(r) => Some(r),
+            Err(e) => return ApiError(e).into_response(),
+        },
+        None => None,
     };
     // A running slot is held while the body arrives: a client that stalls its body
     // (the slow-body form of slowloris) would hold it for ever. Read the whole body
@@ -300,16 +330,12 @@ pub async fn admission(
             .into_response()
         }
     };
-    // Writes also wait for room under the indexing pressure limit, by body size: the
-    // documents a write builds grow with its body, and two large bulks at once are
-    // what pushes memory up, while small writes keep running beside a large one.
-    let room = match family {
-        Family::Bulk => match gates.indexing_room(bytes.len()).await {
-            Ok(r) => Some(r),
+    if matches!(family, Family::Bulk) && room.is_none() {
+        match gates.indexing_room(bytes.len()).await {
+            Ok(r) => room = Some(r),
             Err(e) => return ApiError(e).into_response(),
-        },
-        Family::Search => None,
-    };
+        }
+    }
     let req = Request::from_parts(parts, Body::from(bytes));
     let gates2 = gates.clone();
     // The caller's authorization is task-local: carry it into the new task.
@@ -446,6 +472,50 @@ mod tests {
             tokio::task::yield_now().await;
         }
         again.abort();
+    }
+
+    #[tokio::test]
+    async fn a_write_that_declares_its_length_waits_for_room_before_its_body_is_read() {
+        use http_body_util::BodyExt;
+        let config = crate::ServerConfig {
+            indexing_pressure_bytes: 10,
+            ..Default::default()
+        };
+        let gates = Arc::new(Gates::new(&config));
+        let app = axum::Router::new()
+            .route(
+                "/_bulk",
+                axum::routing::post(|b: axum::body::Bytes| async move { b.len().to_string() }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                gates.clone(),
+                admission,
+            ));
+        let held = gates.indexing_room(10).await.expect("room");
+        let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let p = polled.clone();
+        let body = http_body_util::Full::new(axum::body::Bytes::from_static(b"{}\n{}\n"))
+            .map_frame(move |f| {
+                p.store(true, Ordering::SeqCst);
+                f
+            });
+        let req = Request::post("/_bulk")
+            .header("content-length", "6")
+            .body(Body::new(body))
+            .expect("request");
+        let call = tokio::spawn(tower::ServiceExt::oneshot(app, req));
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!call.is_finished());
+        assert!(
+            !polled.load(Ordering::SeqCst),
+            "the body was read while the write waited for room"
+        );
+        drop(held);
+        let resp = call.await.expect("task").expect("response");
+        assert_eq!(resp.status(), 200);
+        assert!(polled.load(Ordering::SeqCst));
     }
 
     #[tokio::test]
