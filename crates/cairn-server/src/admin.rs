@@ -733,16 +733,6 @@ pub async fn metrics(State(s): State<Shared>) -> Response {
         "Latency of refresh and flush commits.",
         &mut out,
     );
-    let _ = writeln!(
-        out,
-        "# HELP cairn_indexing_buffer_bytes Memory of documents indexed but not yet written out as segments.\n# TYPE cairn_indexing_buffer_bytes gauge\ncairn_indexing_buffer_bytes {}",
-        m.indexing_buffer_bytes.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP cairn_merges_running Segment merges running.\n# TYPE cairn_merges_running gauge\ncairn_merges_running {}",
-        m.merges_running.load(Ordering::Relaxed)
-    );
     let store = s.store.clone();
     let per_index = tokio::task::spawn_blocking(move || {
         store

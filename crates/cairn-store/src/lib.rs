@@ -7,11 +7,7 @@
 //! - [`wal`]: the write-ahead log; nothing is acknowledged before it is fsynced.
 //! - [`indexer`]: applies WAL records to partitions; refresh (searchable, cheap, every
 //!   `refresh_interval`) is separate from flush (a durable point per partition, after
-//!   which WAL segments are deleted). It indexes into in-memory segments that share
-//!   one memory budget and schedules merges over all partitions, so memory does not
-//!   grow with the number of indices written at once; a partition past its time range
-//!   is merged down (sealed) when its writer closes for good (idle, shutdown), not
-//!   when it is evicted to make room for another.
+//!   which WAL segments are deleted).
 //! - [`dir`]: the tantivy directory that makes that split possible.
 //! - [`partition`]: one tantivy index per index per UTC day (or hour).
 //! - [`meta`]: the crash-safe metastore.
@@ -98,14 +94,9 @@ pub struct StoreConfig {
     pub flush_interval: Duration,
     pub flush_threshold_bytes: u64,
     pub granularity: Granularity,
-    /// Memory shared by the in-memory segments of all partitions being written
-    /// (documents indexed since the last refresh); past it the largest is written out.
+    /// Memory shared by all open index writers.
     pub indexing_memory_bytes: usize,
-    /// Partitions with an open tantivy writer at once; the least recently used one is
-    /// closed (committed, made durable by the next flush) to open another.
     pub max_open_writers: usize,
-    /// Segment merges running at once, over all partitions.
-    pub max_concurrent_merges: usize,
     pub idle_writer_close: Duration,
     /// Accepted `@timestamp` window around now.
     pub max_past: Duration,
@@ -126,9 +117,8 @@ impl StoreConfig {
             flush_interval: Duration::from_secs(60),
             flush_threshold_bytes: 512 * 1024 * 1024,
             granularity: Granularity::Day,
-            indexing_memory_bytes: 32 * 1024 * 1024,
+            indexing_memory_bytes: 128 * 1024 * 1024,
             max_open_writers: 4,
-            max_concurrent_merges: 2,
             idle_writer_close: Duration::from_secs(300),
             max_past: Duration::from_secs(3650 * 86_400),
             max_future: Duration::from_secs(2 * 86_400),
@@ -139,57 +129,10 @@ impl StoreConfig {
             doc_limits: Default::default(),
         }
     }
-}
 
-/// Messages that may wait for the indexer; WAL records are bounded by [`Backlog`].
-const INDEXER_QUEUE: usize = 64;
-
-/// Sources of WAL records handed to the indexer and not yet applied. The WAL
-/// acknowledges a group once the indexer has taken it (so a refresh asked for after
-/// an acknowledgement covers it): with no slack, every segment the indexer writes out
-/// would stall acknowledgements; with slack counted in groups, memory would follow
-/// the size of the groups. So the slack is counted in bytes, about what tantivy's own
-/// writer queue held (10,000 documents) for one index.
-pub(crate) struct Backlog {
-    /// Bytes waiting, and whether the indexer has stopped (then nothing waits).
-    state: Mutex<(u64, bool)>,
-    drained: parking_lot::Condvar,
-}
-
-const BACKLOG_BYTES: u64 = 4 << 20;
-
-impl Backlog {
-    /// Waits until `n` more bytes fit (a group larger than the limit waits for an
-    /// empty backlog), then counts them.
-    fn admit(&self, n: u64) {
-        let mut st = self.state.lock();
-        while !st.1 && st.0 > 0 && st.0 + n > BACKLOG_BYTES {
-            self.drained.wait(&mut st);
-        }
-        st.0 += n;
-    }
-
-    pub(crate) fn release(&self, n: u64) {
-        let mut st = self.state.lock();
-        st.0 = st.0.saturating_sub(n);
-        self.drained.notify_all();
-    }
-
-    /// The indexer stopped: records still arriving (and failing to reach it) must not
-    /// wait for it.
-    pub(crate) fn close(&self) {
-        self.state.lock().1 = true;
-        self.drained.notify_all();
-    }
-
-    pub(crate) fn bytes_of(records: &[wal::Durable<indexer::Attachment>]) -> u64 {
-        records
-            .iter()
-            .map(|d| match &d.op {
-                WalOp::Index { source, .. } => source.len() as u64,
-                WalOp::Delete { .. } => 0,
-            })
-            .sum()
+    /// tantivy needs at least 15 MB per indexing thread.
+    pub fn writer_memory_bytes(&self) -> usize {
+        (self.indexing_memory_bytes / self.max_open_writers.max(1)).max(15_000_000)
     }
 }
 
@@ -421,7 +364,6 @@ pub(crate) struct Inner {
     indexes: RwLock<HashMap<String, Arc<IndexHandle>>>,
     by_uuid: RwLock<HashMap<u128, Arc<IndexHandle>>>,
     indexer_tx: Mutex<Option<SyncSender<Msg>>>,
-    pub(crate) backlog: Arc<Backlog>,
     wal: Mutex<Option<Wal<Attachment>>>,
     pub metrics: Metrics,
     refresh_notify: tokio::sync::watch::Sender<u64>,
@@ -789,10 +731,6 @@ impl Store {
             indexes: RwLock::new(indexes),
             by_uuid: RwLock::new(by_uuid),
             indexer_tx: Mutex::new(None),
-            backlog: Arc::new(Backlog {
-                state: Mutex::new((0, false)),
-                drained: parking_lot::Condvar::new(),
-            }),
             wal: Mutex::new(None),
             metrics: Metrics::default(),
             refresh_notify,
@@ -800,7 +738,7 @@ impl Store {
             lock: Mutex::new(Some(lock)),
             visibility: std::sync::OnceLock::new(),
         });
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(INDEXER_QUEUE);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(1);
         *inner.indexer_tx.lock() = Some(tx.clone());
         let indexer = Indexer::new(inner.clone());
         let join = std::thread::Builder::new()
@@ -810,14 +748,12 @@ impl Store {
         *inner.indexer_thread.lock() = Some(join);
         let wal_dir = data.join("wal");
         let tx_wal = tx.clone();
-        let backlog = inner.backlog.clone();
         let (wal, replay) = Wal::open(
             &wal_dir,
             max_durable + 1,
             config.wal_segment_bytes,
             wal_fs,
             move |batch| {
-                backlog.admit(Backlog::bytes_of(&batch));
                 let _ = tx_wal.send(Msg::Records(batch));
             },
         )

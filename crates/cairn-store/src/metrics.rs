@@ -56,10 +56,6 @@ pub struct Metrics {
     pub bulk_latency: Histogram,
     pub wal_fsync_latency: Histogram,
     pub commit_latency: Histogram,
-    /// Memory of the in-memory segments now (gauge).
-    pub indexing_buffer_bytes: AtomicU64,
-    /// Segment merges running now (gauge).
-    pub merges_running: AtomicU64,
 }
 
 impl Metrics {

@@ -103,16 +103,12 @@ struct ServeArgs {
     /// Reject documents whose @timestamp is further in the future than this (e.g. 2d).
     #[arg(long, env = "CAIRN_MAX_FUTURE")]
     max_future: Option<String>,
-    /// Memory shared by the documents indexed but not yet written out as segments,
-    /// over all indices, e.g. 32mb (the default).
+    /// Memory shared by all index writers, e.g. 128mb.
     #[arg(long, env = "CAIRN_INDEXING_MEMORY")]
     indexing_memory: Option<String>,
     /// Partitions with an open writer at once.
     #[arg(long, env = "CAIRN_MAX_OPEN_WRITERS")]
     max_open_writers: Option<usize>,
-    /// Segment merges running at once, over all indices.
-    #[arg(long, env = "CAIRN_MAX_CONCURRENT_MERGES")]
-    max_concurrent_merges: Option<usize>,
     /// Log format: text or json.
     #[arg(long, env = "CAIRN_LOG_FORMAT")]
     log_format: Option<String>,
@@ -192,7 +188,6 @@ struct FileConfig {
     max_future: Option<String>,
     indexing_memory: Option<String>,
     max_open_writers: Option<usize>,
-    max_concurrent_merges: Option<usize>,
     log_format: Option<String>,
     auth: Option<bool>,
     insecure: Option<bool>,
@@ -294,9 +289,6 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(v) = pick!(max_open_writers) {
         sc.max_open_writers = v.max(1);
-    }
-    if let Some(v) = pick!(max_concurrent_merges) {
-        sc.max_concurrent_merges = v.max(1);
     }
     if let Some(v) = pick!(max_document_fields) {
         sc.doc_limits.max_fields = v;
