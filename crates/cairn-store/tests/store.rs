@@ -263,3 +263,152 @@ async fn realtime_get_refreshes_for_a_write_not_yet_visible() {
     write(WriteKind::Delete, json!({})).await;
     assert!(store.get_doc(&h, "a").await.is_none());
 }
+
+/// Replaces and deletes, in one partition and across partitions, with documents still
+/// in memory or already written out, leave exactly one copy of each id: the newest.
+async fn replaces_keep_one_copy(config: StoreConfig) {
+    let store = tokio::task::block_in_place(|| Store::open(config.clone())).unwrap();
+    let day = |d: u32| format!("2026-01-{d:02}T00:00:00Z");
+    let write = |reqs: Vec<WriteRequest>| store.bulk(reqs, Refresh::False);
+    let mut expect: std::collections::BTreeMap<String, i64> = Default::default();
+    // Three partitions, interleaved, more than the two writers that may be open.
+    let mut reqs = Vec::new();
+    for i in 0..40 {
+        for (p, d) in [("a", 1), ("b", 2), ("c", 3)] {
+            let id = format!("{p}{i}");
+            reqs.push(req(
+                WriteKind::Index,
+                Some(&id),
+                json!({"@timestamp": day(d), "v": 0}),
+            ));
+            expect.insert(id, 0);
+        }
+    }
+    write(reqs).await;
+    // Before any refresh: replace in the same partition (the copy is in memory),
+    // twice; move to another partition; delete.
+    let mut reqs = Vec::new();
+    for i in 0..10 {
+        for v in [1, 2] {
+            reqs.push(req(
+                WriteKind::Index,
+                Some(&format!("a{i}")),
+                json!({"@timestamp": day(1), "v": v}),
+            ));
+        }
+        expect.insert(format!("a{i}"), 2);
+        reqs.push(req(
+            WriteKind::Index,
+            Some(&format!("b{i}")),
+            json!({"@timestamp": day(1), "v": 3}),
+        ));
+        expect.insert(format!("b{i}"), 3);
+        reqs.push(req(WriteKind::Delete, Some(&format!("c{i}")), json!({})));
+        expect.remove(&format!("c{i}"));
+    }
+    write(reqs).await;
+    store.refresh().await.unwrap();
+    // After the refresh the old copies are on disk: replace them again, the new
+    // copies going to memory, then into the same segment as further writes.
+    let mut reqs = Vec::new();
+    for i in 5..15 {
+        reqs.push(req(
+            WriteKind::Index,
+            Some(&format!("a{i}")),
+            json!({"@timestamp": day(1), "v": 4}),
+        ));
+        expect.insert(format!("a{i}"), 4);
+        reqs.push(req(
+            WriteKind::Index,
+            Some(&format!("c{i}")),
+            json!({"@timestamp": day(2), "v": 5}),
+        ));
+        expect.insert(format!("c{i}"), 5);
+    }
+    write(reqs).await;
+    // A partition whose only document is deleted, then written again and replaced.
+    write(vec![req(
+        WriteKind::Index,
+        Some("e"),
+        json!({"@timestamp": day(4), "v": 0}),
+    )])
+    .await;
+    store.refresh().await.unwrap();
+    write(vec![req(WriteKind::Delete, Some("e"), json!({}))]).await;
+    store.refresh().await.unwrap();
+    for v in [6, 7] {
+        write(vec![req(
+            WriteKind::Index,
+            Some("e"),
+            json!({"@timestamp": day(4), "v": v}),
+        )])
+        .await;
+    }
+    expect.insert("e".into(), 7);
+    check_newest(&store, &expect).await;
+    tokio::task::block_in_place(|| store.shutdown());
+    drop(store);
+    let store = tokio::task::block_in_place(|| Store::open(config)).unwrap();
+    check_newest(&store, &expect).await;
+    tokio::task::block_in_place(|| store.shutdown());
+}
+
+/// Each id holds its expected `v`, `c0`..`c4` are gone, and nothing else is there.
+async fn check_newest(store: &Store, expect: &std::collections::BTreeMap<String, i64>) {
+    store.refresh().await.unwrap();
+    let h = store.index("logs").unwrap();
+    for (id, v) in expect {
+        let src = store.get_source(&h, id).await.unwrap_or_default();
+        let src: Value = serde_json::from_slice(&src).unwrap_or_default();
+        assert_eq!(src["v"], *v, "{id}");
+    }
+    for i in 0..5 {
+        assert!(store.get_source(&h, &format!("c{i}")).await.is_none());
+    }
+    assert_eq!(count(store), expect.len() as u64, "one copy of each id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaces_keep_one_copy_with_documents_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.refresh_interval = std::time::Duration::from_secs(3600);
+    config.max_open_writers = 2;
+    replaces_keep_one_copy(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_from_many_refreshes_are_merged() {
+    // A partition refreshed thirty times still ends with few segments.
+    let dir = tempfile::tempdir().unwrap();
+    let store = tokio::task::block_in_place(|| Store::open(StoreConfig::new(dir.path()))).unwrap();
+    for i in 0..30 {
+        let r = store
+            .bulk(
+                vec![req(
+                    WriteKind::Index,
+                    None,
+                    json!({"@timestamp": "2026-01-01T00:00:00Z", "n": i}),
+                )],
+                Refresh::True,
+            )
+            .await;
+        assert_eq!(r[0].status, 201);
+    }
+    let h = store.index("logs").unwrap();
+    let segments = || {
+        h.partitions_newest_first()[0]
+            .reader
+            .searcher()
+            .segment_readers()
+            .len()
+    };
+    let mut waited = 0;
+    while segments() > 10 && waited < 300 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(segments() <= 10, "{} segments", segments());
+    assert_eq!(count(&store), 30);
+    tokio::task::block_in_place(|| store.shutdown());
+}
