@@ -264,9 +264,15 @@ async fn realtime_get_refreshes_for_a_write_not_yet_visible() {
     assert!(store.get_doc(&h, "a").await.is_none());
 }
 
-/// Replaces and deletes, in one partition and across partitions, with documents still
-/// in memory or already written out, leave exactly one copy of each id: the newest.
-async fn replaces_keep_one_copy(config: StoreConfig) {
+/// Replaces and deletes, in one partition and across partitions, with documents not
+/// yet refreshed or already committed, and with more partitions than open writers,
+/// leave exactly one copy of each id, the newest, before and after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaces_keep_one_copy_with_documents_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.refresh_interval = std::time::Duration::from_secs(3600);
+    config.max_open_writers = 2;
     let store = tokio::task::block_in_place(|| Store::open(config.clone())).unwrap();
     let day = |d: u32| format!("2026-01-{d:02}T00:00:00Z");
     let write = |reqs: Vec<WriteRequest>| store.bulk(reqs, Refresh::False);
@@ -366,15 +372,6 @@ async fn check_newest(store: &Store, expect: &std::collections::BTreeMap<String,
         assert!(store.get_source(&h, &format!("c{i}")).await.is_none());
     }
     assert_eq!(count(store), expect.len() as u64, "one copy of each id");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replaces_keep_one_copy_with_documents_in_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
-    config.refresh_interval = std::time::Duration::from_secs(3600);
-    config.max_open_writers = 2;
-    replaces_keep_one_copy(config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
