@@ -167,7 +167,13 @@ impl PartitionDir {
     }
 
     /// Makes the current commit durable and records `wal_seq` with it.
+    ///
+    /// The deletion lock is held throughout: a merge finishing in one of tantivy's
+    /// threads may ask to delete files of the commit being made durable (it superseded
+    /// them) between the read of `meta.json` and the write of the durable point. Such a
+    /// deletion waits, then finds the file protected and is deferred.
     pub fn make_durable(&self, wal_seq: u64) -> io::Result<()> {
+        let mut st = self.state.lock();
         let meta = fs::read_to_string(self.root.join(META_FILE))?;
         let files = referenced_files(&self.root, &meta)?;
         for f in &files {
@@ -182,7 +188,6 @@ impl PartitionDir {
         let bytes = serde_json::to_vec(&point).map_err(io::Error::other)?;
         write_durably(&self.root.join(DURABLE_FILE), &bytes)?;
         // Deletions deferred for the previous durable point can happen now.
-        let mut st = self.state.lock();
         st.protected = files;
         let deferred: Vec<PathBuf> = st.deferred.iter().cloned().collect();
         for f in deferred {
@@ -203,29 +208,43 @@ impl PartitionDir {
     }
 }
 
-/// The segment files a `meta.json` references: every file named after one of its
-/// segment ids (older delete files of a live segment included, which is harmless),
-/// except unfinished temporary doc stores.
+/// The segment files a `meta.json` references: each segment's component files
+/// (`{id}.idx`, `{id}.term`, ...) and the one delete file its meta names
+/// (`{id}.{opstamp}.del`). Delete files a later, non-durable commit wrote for the same
+/// segment are not referenced: a rollback must remove them, or the writer that reaches
+/// the same opstamp again after a crash finds its file already there.
 fn referenced_files(root: &Path, meta_json: &str) -> io::Result<HashSet<PathBuf>> {
     let meta: serde_json::Value = serde_json::from_str(meta_json)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("meta.json: {e}")))?;
-    let ids: Vec<String> = meta
+    let mut ids: Vec<(String, Option<String>)> = Vec::new();
+    for seg in meta
         .get("segments")
         .and_then(|s| s.as_array())
-        .map(|segs| {
-            segs.iter()
-                .filter_map(|s| s.get("segment_id").and_then(|i| i.as_str()))
-                .map(|i| i.replace('-', ""))
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+    {
+        let Some(id) = seg.get("segment_id").and_then(|i| i.as_str()) else {
+            continue;
+        };
+        let id = id.replace('-', "");
+        let del = seg
+            .get("deletes")
+            .and_then(|d| d.get("opstamp"))
+            .and_then(|o| o.as_u64())
+            .map(|o| format!("{id}.{o}.del"));
+        ids.push((id, del));
+    }
     let mut out = HashSet::new();
     for e in fs::read_dir(root)? {
         let name = e?.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".temp") {
-            continue;
-        }
-        if ids.iter().any(|id| name.starts_with(id.as_str())) {
+        let referenced = ids.iter().any(|(id, del)| {
+            del.as_deref() == Some(name.as_str())
+                || name
+                    .strip_prefix(id.as_str())
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|ext| !ext.is_empty() && !ext.contains('.'))
+        });
+        if referenced {
             out.insert(PathBuf::from(name));
         }
     }
@@ -295,5 +314,42 @@ impl Directory for PartitionDir {
 
     fn watch(&self, watch_callback: WatchCallback) -> tantivy::Result<WatchHandle> {
         self.inner.watch(watch_callback)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_durable_point_references_only_its_own_delete_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        for f in [
+            format!("{id}.idx"),
+            format!("{id}.term"),
+            format!("{id}.5.del"),
+            format!("{id}.9.del"),
+            format!("{id}.store.temp"),
+            "fedcba9876543210fedcba9876543210.idx".to_string(),
+            "meta.json".to_string(),
+        ] {
+            fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let meta = serde_json::json!({"segments": [{
+            "segment_id": "01234567-89ab-cdef-0123-456789abcdef",
+            "max_doc": 3,
+            "deletes": {"num_deleted_docs": 1, "opstamp": 5}
+        }]});
+        let got = referenced_files(dir.path(), &meta.to_string()).unwrap();
+        let want: HashSet<PathBuf> = [
+            format!("{id}.idx"),
+            format!("{id}.term"),
+            format!("{id}.5.del"),
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(got, want);
     }
 }
