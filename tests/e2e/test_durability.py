@@ -359,8 +359,15 @@ class Replacer(threading.Thread):
                     self.failures.append(json.dumps(item)[:300])
 
 
-def test_kill9_during_cross_partition_replaces_keeps_one_copy(cairn_factory):
-    srv = cairn_factory(extra_args=["--flush-interval", "1s"])
+@pytest.mark.parametrize(
+    "extra_args",
+    [[], ["--max-open-writers", "1", "--idle-writer-close", "0s"], ["--max-open-writers", "1"]],
+    # seal-often: one writer, evicted at every partition switch and closed at every
+    # flush, so past partitions are merged (sealed) while replaces and crashes land.
+    ids=["default", "seal-often", "evict-only"],
+)
+def test_kill9_during_cross_partition_replaces_keeps_one_copy(cairn_factory, extra_args):
+    srv = cairn_factory(extra_args=["--flush-interval", "1s", *extra_args])
     stop = threading.Event()
     ids = [f"doc-{i}" for i in range(300)]
     replacers = [Replacer(n, srv, stop, ids[n::2]) for n in range(2)]
@@ -397,9 +404,11 @@ def test_kill9_during_cross_partition_replaces_keeps_one_copy(cairn_factory):
     assert r.status_code == 200, r.text[:500]
     hits = r.json()["hits"]["hits"]
     copies: dict[str, list[int]] = {}
+    placed: dict[str, list[str]] = {}  # (rev @timestamp) of each copy, for the failure message
     for h in hits:
         copies.setdefault(h["_id"], []).append(h["_source"]["rev"])
-    duplicated = {i: revs for i, revs in copies.items() if len(revs) > 1}
+        placed.setdefault(h["_id"], []).append(f"{h['_source']['rev']} {h['_source']['@timestamp']}")
+    duplicated = {i: placed[i] for i, revs in copies.items() if len(revs) > 1}
     assert not duplicated, f"{len(duplicated)} ids have more than one copy after replaces + kill -9, e.g. {list(duplicated.items())[:5]}"
     wrong, lost = [], []
     for w in replacers:

@@ -4,8 +4,14 @@
 //! It also drives the two tiers of visibility: *refresh* (a tantivy commit into the
 //! no-fsync directory plus a reader reload, every `refresh_interval`) and *flush*
 //! (a durable point per partition, then WAL segments are released). Open writers are
-//! bounded (LRU): evicting one makes its partition durable, and a partition whose time
-//! range has passed is merged down to one segment when its writer is closed.
+//! bounded (LRU): evicting one makes its partition durable.
+//!
+//! A partition whose time range has passed is *sealed*, merged down to one segment,
+//! once no write has reached it for `idle_writer_close`, on a thread of its own so the
+//! indexer keeps applying records meanwhile; a write that arrives for it waits for the
+//! seal to finish. Sealing at every eviction instead re-merged a whole partition each
+//! time a writer was evicted and reopened (writing several indices at once with old
+//! timestamps is exactly that), which cost most of the indexing time.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -45,9 +51,20 @@ struct OpenWriter {
     last_write: Instant,
 }
 
+type Slot = (u128, i64);
+
+/// A seal in progress: the merge runs on its own thread, which hands the writer back.
+struct Sealing {
+    partition: Arc<Partition>,
+    thread: std::thread::JoinHandle<IndexWriter>,
+}
+
 pub(crate) struct Indexer {
     inner: Arc<Inner>,
-    writers: HashMap<(u128, i64), OpenWriter>,
+    writers: HashMap<Slot, OpenWriter>,
+    /// Partitions closed without being sealed, with the time of their last write.
+    unsealed: HashMap<Slot, Instant>,
+    sealing: HashMap<Slot, Sealing>,
     tick: u64,
     applied_seq: u64,
     bytes_since_flush: u64,
@@ -56,6 +73,10 @@ pub(crate) struct Indexer {
     /// A partition closed without reaching its durable point: the WAL must keep
     /// everything until a restart replays it.
     durability_lost: bool,
+    /// Partitions whose writer failed to commit: what it held is missing from them,
+    /// so their durable point must not move past it. It stays where it was until a
+    /// restart rolls them back to it and replays the WAL.
+    lost: std::collections::HashSet<Slot>,
 }
 
 impl Indexer {
@@ -63,17 +84,27 @@ impl Indexer {
         Indexer {
             inner,
             writers: HashMap::new(),
+            unsealed: HashMap::new(),
+            sealing: HashMap::new(),
             tick: 0,
             applied_seq: 0,
             bytes_since_flush: 0,
             last_refresh: Instant::now(),
             last_flush: Instant::now(),
             durability_lost: false,
+            lost: Default::default(),
         }
     }
 
     pub(crate) fn run(mut self, rx: Receiver<Msg>) {
         let refresh = self.inner.config.refresh_interval;
+        // Partitions left unsealed by an earlier run are sealed once they stay idle.
+        let handles: Vec<Arc<IndexHandle>> = self.inner.by_uuid.read().values().cloned().collect();
+        for h in handles {
+            for key in h.partitions.read().keys() {
+                self.unsealed.insert((h.uuid, *key), Instant::now());
+            }
+        }
         loop {
             let wait = refresh
                 .checked_sub(self.last_refresh.elapsed())
@@ -101,10 +132,22 @@ impl Indexer {
                 }
                 Ok(Msg::DropIndex(uuid, reply)) => {
                     self.writers.retain(|(u, _), _| *u != uuid);
+                    self.unsealed.retain(|(u, _), _| *u != uuid);
+                    let slots: Vec<Slot> = self
+                        .sealing
+                        .keys()
+                        .filter(|(u, _)| *u == uuid)
+                        .copied()
+                        .collect();
+                    for slot in slots {
+                        self.finish_seal(slot);
+                    }
                     let _ = reply.send(());
                 }
                 Ok(Msg::DropPartition(uuid, key, reply)) => {
                     self.writers.remove(&(uuid, key));
+                    self.unsealed.remove(&(uuid, key));
+                    self.finish_seal((uuid, key));
                     let _ = reply.send(());
                 }
                 Ok(Msg::Shutdown(reply)) => {
@@ -115,10 +158,15 @@ impl Indexer {
                             false
                         }
                     };
-                    // Closing writers makes them durable too (and seals past partitions).
-                    let writers: Vec<OpenWriter> = self.writers.drain().map(|(_, w)| w).collect();
-                    for w in writers {
-                        self.close_writer(w);
+                    // Closing writers makes them durable too. Seals in progress are
+                    // waited for; the others wait for the next run.
+                    let writers: Vec<(Slot, OpenWriter)> = self.writers.drain().collect();
+                    for (slot, w) in writers {
+                        self.close_writer(slot, w);
+                    }
+                    let slots: Vec<Slot> = self.sealing.keys().copied().collect();
+                    for slot in slots {
+                        self.finish_seal(slot);
                     }
                     let clean = clean && !self.durability_lost;
                     let _ = reply.send(clean.then_some(self.applied_seq));
@@ -129,6 +177,8 @@ impl Indexer {
             }
             if self.last_refresh.elapsed() >= refresh {
                 self.refresh();
+                self.reap_seals();
+                self.start_seal();
             }
             if self.last_flush.elapsed() >= self.inner.config.flush_interval
                 || self.bytes_since_flush >= self.inner.config.flush_threshold_bytes
@@ -154,6 +204,7 @@ impl Indexer {
                 let Some(handle) = self.inner.index_by_uuid(index) else {
                     return;
                 };
+                tracing::trace!(seq, id = %id, partition, ?delete_from, replay, "index");
                 for key in delete_from {
                     self.delete_id(&handle, key, &id, seq, replay);
                 }
@@ -219,6 +270,9 @@ impl Indexer {
         let tick = self.tick;
         let slot = (handle.uuid, key);
         if !self.writers.contains_key(&slot) {
+            // A write for a partition being sealed waits for the merge.
+            self.finish_seal(slot);
+            self.unsealed.remove(&slot);
             let partition = if create {
                 match handle.partition_or_create(&self.inner, key) {
                     Ok(p) => p,
@@ -278,51 +332,150 @@ impl Indexer {
                 return;
             };
             if let Some(w) = self.writers.remove(&slot) {
-                self.close_writer(w);
+                self.close_writer(slot, w);
             }
         }
     }
 
-    /// Commits, makes durable and closes a writer; a partition whose time range has
-    /// passed is merged down to one segment first (it is sealed).
-    fn close_writer(&mut self, mut w: OpenWriter) {
+    /// Commits, makes durable and closes a writer. The partition is sealed later, once
+    /// it has been idle for `idle_writer_close`.
+    fn close_writer(&mut self, slot: Slot, mut w: OpenWriter) {
         let t = Instant::now();
         if w.uncommitted || w.undurable {
             if let Err(e) = w.writer.commit() {
                 tracing::error!(error = %e, "commit failed while closing a writer; the WAL keeps its data until a restart replays it");
                 self.durability_lost = true;
+                self.lost.insert(slot);
                 return;
             }
-            let _ = w.partition.reader.reload();
         }
-        let sealed = w.partition.end <= cairn_core::time::now_micros();
-        if sealed {
-            let ids = w
-                .partition
-                .index
-                .searchable_segment_ids()
-                .unwrap_or_default();
-            if ids.len() > 1 {
-                if let Err(e) = w.writer.merge(&ids).wait() {
-                    tracing::warn!(error = %e, "merging a sealed partition failed");
-                }
-                let _ = w.writer.commit();
-                let _ = w.partition.reader.reload();
-                w.undurable = true;
-            }
+        // Merges the commit started finish first, so the durable point has them.
+        let _ = w.writer.wait_merging_threads();
+        let _ = w.partition.reader.reload();
+        if self.lost.contains(&slot) {
+            return;
         }
         if w.undurable {
-            if let Err(e) = w.partition.dir.make_durable(self.applied_seq) {
-                tracing::error!(error = %e, "making a partition durable failed; the WAL keeps its data");
-                self.durability_lost = true;
-            } else {
-                w.partition
-                    .durable_seq
-                    .store(self.applied_seq, Ordering::SeqCst);
-            }
+            self.make_durable(&w.partition);
         }
-        let _ = w.writer.wait_merging_threads();
+        self.unsealed.insert(slot, w.last_write);
         self.inner.metrics.record_commit(t.elapsed());
+    }
+
+    fn make_durable(&mut self, partition: &Partition) {
+        tracing::trace!(
+            partition = partition.key,
+            seq = self.applied_seq,
+            "durable at close"
+        );
+        if let Err(e) = partition.dir.make_durable(self.applied_seq) {
+            tracing::error!(error = %e, "making a partition durable failed; the WAL keeps its data");
+            self.durability_lost = true;
+        } else {
+            partition
+                .durable_seq
+                .store(self.applied_seq, Ordering::SeqCst);
+        }
+    }
+
+    /// Starts sealing one closed partition whose time range has passed and which has
+    /// not been written for `idle_writer_close`. One seal runs at a time, so merging
+    /// never takes both cores from indexing.
+    fn start_seal(&mut self) {
+        if !self.sealing.is_empty() {
+            return;
+        }
+        let now = cairn_core::time::now_micros();
+        let idle = self.inner.config.idle_writer_close;
+        let due: Vec<Slot> = self
+            .unsealed
+            .iter()
+            .filter(|(slot, last)| last.elapsed() >= idle && !self.writers.contains_key(slot))
+            .map(|(slot, _)| *slot)
+            .collect();
+        for slot in due {
+            let partition = self
+                .inner
+                .index_by_uuid(slot.0)
+                .and_then(|h| h.partitions.read().get(&slot.1).cloned());
+            let Some(partition) = partition else {
+                self.unsealed.remove(&slot);
+                continue;
+            };
+            if partition.end > now {
+                continue;
+            }
+            self.unsealed.remove(&slot);
+            if partition.removed.load(Ordering::SeqCst) {
+                continue;
+            }
+            let ids = partition.index.searchable_segment_ids().unwrap_or_default();
+            if ids.len() <= 1 {
+                continue;
+            }
+            let opts = tantivy::indexer::IndexWriterOptions::builder()
+                .num_worker_threads(1)
+                .num_merge_threads(1)
+                .memory_budget_per_thread(15_000_000)
+                .build();
+            let mut writer: IndexWriter = match partition.index.writer_with_options(opts) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open a writer to seal a partition");
+                    continue;
+                }
+            };
+            writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+            let spawned = std::thread::Builder::new()
+                .name("cairn-seal".into())
+                .spawn(move || {
+                    let t = Instant::now();
+                    match writer.merge(&ids).wait() {
+                        Ok(_) => tracing::debug!(segments = ids.len(), took = ?t.elapsed(), "partition sealed"),
+                        Err(e) => tracing::warn!(error = %e, "merging a sealed partition failed"),
+                    }
+                    writer
+                });
+            match spawned {
+                Ok(thread) => {
+                    self.sealing.insert(slot, Sealing { partition, thread });
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot start a seal"),
+            }
+            return;
+        }
+    }
+
+    /// Finishes the seals whose merge is done.
+    fn reap_seals(&mut self) {
+        let done: Vec<Slot> = self
+            .sealing
+            .iter()
+            .filter(|(_, s)| s.thread.is_finished())
+            .map(|(slot, _)| *slot)
+            .collect();
+        for slot in done {
+            self.finish_seal(slot);
+        }
+    }
+
+    /// Waits for the seal of `slot`, if one runs, and makes its result durable.
+    fn finish_seal(&mut self, slot: Slot) {
+        let Some(s) = self.sealing.remove(&slot) else {
+            return;
+        };
+        let Ok(writer) = s.thread.join() else {
+            tracing::error!("a seal thread panicked");
+            return;
+        };
+        // The merge is in the partition's meta.json: reload, then record the merged
+        // commit as the durable point. The partition received no record meanwhile
+        // (a record for it waits for this), so it holds everything up to here.
+        let _ = writer.wait_merging_threads();
+        let _ = s.partition.reader.reload();
+        if !s.partition.removed.load(Ordering::SeqCst) {
+            self.make_durable(&s.partition);
+        }
     }
 
     fn refresh(&mut self) {
@@ -351,6 +504,7 @@ impl Indexer {
             self.durability_lost = true;
             for slot in failed {
                 self.writers.remove(&slot);
+                self.lost.insert(slot);
             }
         }
         if any {
@@ -364,8 +518,9 @@ impl Indexer {
         self.refresh();
         let seq = self.applied_seq;
         let mut result = Ok(());
-        for w in self.writers.values_mut() {
-            if w.undurable {
+        for (slot, w) in self.writers.iter_mut() {
+            if w.undurable && !self.lost.contains(slot) {
+                tracing::trace!(partition = w.partition.key, seq, "durable at flush");
                 match w.partition.dir.make_durable(seq) {
                     Ok(()) => {
                         w.partition.durable_seq.store(seq, Ordering::SeqCst);
@@ -375,8 +530,8 @@ impl Indexer {
                 }
             }
         }
-        // Close writers idle for a while: frees their memory, seals past partitions.
-        let idle: Vec<(u128, i64)> = self
+        // Close writers idle for a while: frees their memory (sealing follows).
+        let idle: Vec<Slot> = self
             .writers
             .iter()
             .filter(|(_, w)| w.last_write.elapsed() > self.inner.config.idle_writer_close)
@@ -384,7 +539,7 @@ impl Indexer {
             .collect();
         for k in idle {
             if let Some(w) = self.writers.remove(&k) {
-                self.close_writer(w);
+                self.close_writer(k, w);
             }
         }
         result?;

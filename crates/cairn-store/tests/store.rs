@@ -409,3 +409,55 @@ async fn segments_from_many_refreshes_are_merged() {
     assert_eq!(count(&store), 30);
     tokio::task::block_in_place(|| store.shutdown());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evicted_past_partitions_are_sealed_once_idle() {
+    // One open writer and two past days written in turn: every write evicts the other
+    // day's writer. Evictions do not merge; once both days are idle each is merged
+    // down to one segment, and the merged commit is the one a restart opens.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.max_open_writers = 1;
+    config.idle_writer_close = std::time::Duration::from_millis(300);
+    // Idle writers are closed at flushes.
+    config.flush_interval = std::time::Duration::from_millis(500);
+    let store = tokio::task::block_in_place(|| Store::open(config.clone())).unwrap();
+    for i in 0..12 {
+        for day in ["2026-01-01", "2026-01-02"] {
+            let r = store
+                .bulk(
+                    vec![req(
+                        WriteKind::Index,
+                        None,
+                        json!({"@timestamp": format!("{day}T00:00:00Z"), "n": i}),
+                    )],
+                    Refresh::True,
+                )
+                .await;
+            assert_eq!(r[0].status, 201);
+        }
+    }
+    let h = store.index("logs").unwrap();
+    let segments = || segments_of(&h);
+    let mut waited = 0;
+    while segments() != [1, 1] && waited < 300 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(segments(), [1, 1]);
+    assert_eq!(count(&store), 24);
+    drop(h);
+    tokio::task::block_in_place(|| store.shutdown());
+    let store = tokio::task::block_in_place(|| Store::open(config)).unwrap();
+    let h = store.index("logs").unwrap();
+    assert_eq!(segments_of(&h), [1, 1]);
+    assert_eq!(count(&store), 24);
+    tokio::task::block_in_place(|| store.shutdown());
+}
+
+fn segments_of(h: &cairn_store::IndexHandle) -> Vec<usize> {
+    h.partitions_newest_first()
+        .iter()
+        .map(|p| p.reader.searcher().segment_readers().len())
+        .collect()
+}

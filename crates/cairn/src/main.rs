@@ -109,6 +109,10 @@ struct ServeArgs {
     /// Partitions with an open writer at once.
     #[arg(long, env = "CAIRN_MAX_OPEN_WRITERS")]
     max_open_writers: Option<usize>,
+    /// Close a partition's writer after this long without writes (e.g. 5m); a partition
+    /// whose time range has passed is then merged down to one segment.
+    #[arg(long, env = "CAIRN_IDLE_WRITER_CLOSE")]
+    idle_writer_close: Option<String>,
     /// Log format: text or json.
     #[arg(long, env = "CAIRN_LOG_FORMAT")]
     log_format: Option<String>,
@@ -188,6 +192,7 @@ struct FileConfig {
     max_future: Option<String>,
     indexing_memory: Option<String>,
     max_open_writers: Option<usize>,
+    idle_writer_close: Option<String>,
     log_format: Option<String>,
     auth: Option<bool>,
     insecure: Option<bool>,
@@ -289,6 +294,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     if let Some(v) = pick!(max_open_writers) {
         sc.max_open_writers = v.max(1);
+    }
+    if let Some(v) = pick!(idle_writer_close) {
+        sc.idle_writer_close = parse_dur(&v, "--idle-writer-close")?;
     }
     if let Some(v) = pick!(max_document_fields) {
         sc.doc_limits.max_fields = v;
