@@ -15,6 +15,7 @@
 #   SERVER_ARGS  extra arguments for `cairn serve`
 #   PERF         if 1 and perf exists, record the JSON/generated-id run (perf.data in out/)
 #   NO_BUILD     if 1, skip cargo build
+#   CAIRN_BIN    the cairn binary to measure (default target/release/cairn)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,7 +31,7 @@ SERVER_ARGS="${SERVER_ARGS:-}"
 PERF="${PERF:-0}"
 OUT="$ROOT/bench/out"
 RES="$OUT/results"
-CAIRN="$ROOT/target/release/cairn"
+CAIRN="${CAIRN_BIN:-$ROOT/target/release/cairn}"
 BENCH="$ROOT/target/release/cairn-bench"
 
 mkdir -p "$OUT"

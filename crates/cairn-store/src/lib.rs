@@ -117,8 +117,12 @@ impl StoreConfig {
             flush_interval: Duration::from_secs(60),
             flush_threshold_bytes: 512 * 1024 * 1024,
             granularity: Granularity::Day,
-            indexing_memory_bytes: 128 * 1024 * 1024,
-            max_open_writers: 4,
+            // Two writers of 32 MiB each: every open tantivy writer also costs a
+            // queue of up to 10,000 built documents, an indexing thread and its own
+            // merges (~40 MiB each, measured), so the number of writers, not the
+            // budget, is what bounds memory when many indices are written at once.
+            indexing_memory_bytes: 64 * 1024 * 1024,
+            max_open_writers: 2,
             idle_writer_close: Duration::from_secs(300),
             max_past: Duration::from_secs(3650 * 86_400),
             max_future: Duration::from_secs(2 * 86_400),

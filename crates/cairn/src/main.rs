@@ -103,7 +103,7 @@ struct ServeArgs {
     /// Reject documents whose @timestamp is further in the future than this (e.g. 2d).
     #[arg(long, env = "CAIRN_MAX_FUTURE")]
     max_future: Option<String>,
-    /// Memory shared by all index writers, e.g. 128mb.
+    /// Memory shared by all index writers, e.g. 64mb.
     #[arg(long, env = "CAIRN_INDEXING_MEMORY")]
     indexing_memory: Option<String>,
     /// Partitions with an open writer at once.
