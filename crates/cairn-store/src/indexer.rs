@@ -366,7 +366,7 @@ impl Indexer {
         tracing::trace!(
             partition = partition.key,
             seq = self.applied_seq,
-            "durable at close"
+            "durable point (close or seal)"
         );
         if let Err(e) = partition.dir.make_durable(self.applied_seq) {
             tracing::error!(error = %e, "making a partition durable failed; the WAL keeps its data");
