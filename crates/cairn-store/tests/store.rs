@@ -264,6 +264,62 @@ async fn realtime_get_refreshes_for_a_write_not_yet_visible() {
     assert!(store.get_doc(&h, "a").await.is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_generated_here_are_seen_before_a_refresh() {
+    // Writes with generated ids stay out of the pending set; a realtime get, a create
+    // and a delete naming one of those ids still see it before any refresh.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.refresh_interval = std::time::Duration::from_secs(3600);
+    let store = tokio::task::block_in_place(|| Store::open(config)).unwrap();
+    let ts = "2026-01-01T00:00:00Z";
+    let reqs = (0..3)
+        .map(|i| req(WriteKind::Create, None, json!({"@timestamp": ts, "v": i})))
+        .collect();
+    let r = store.bulk(reqs, Refresh::False).await;
+    assert!(r.iter().all(|r| r.status == 201));
+    let ids: Vec<String> = r.iter().map(|r| r.id.clone()).collect();
+    let h = store.index("logs").unwrap();
+    assert_eq!(count(&store), 0, "not refreshed yet");
+    let (src, _) = store.get_doc(&h, &ids[0]).await.expect("realtime");
+    assert_eq!(serde_json::from_slice::<Value>(&src).unwrap()["v"], 0);
+
+    let r = store
+        .bulk(
+            vec![req(
+                WriteKind::Index,
+                None,
+                json!({"@timestamp": ts, "v": 3}),
+            )],
+            Refresh::False,
+        )
+        .await;
+    let fresh = r[0].id.clone();
+    let r = store
+        .bulk(
+            vec![req(
+                WriteKind::Create,
+                Some(&fresh),
+                json!({"@timestamp": ts}),
+            )],
+            Refresh::False,
+        )
+        .await;
+    assert_eq!(r[0].status, 409, "{:?}", r[0].error);
+    let r = store
+        .bulk(
+            vec![
+                req(WriteKind::Index, None, json!({"@timestamp": ts, "v": 4})),
+                req(WriteKind::Delete, Some(&ids[1]), json!({})),
+            ],
+            Refresh::True,
+        )
+        .await;
+    assert_eq!(r[1].status, 200, "{:?}", r[1].error);
+    assert_eq!(count(&store), 4);
+    tokio::task::block_in_place(|| store.shutdown());
+}
+
 /// Replaces and deletes, in one partition and across partitions, with documents not
 /// yet refreshed or already committed, and with more partitions than open writers,
 /// leave exactly one copy of each id, the newest, before and after a restart.
