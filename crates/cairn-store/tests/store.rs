@@ -449,13 +449,7 @@ async fn segments_from_many_refreshes_are_merged() {
         assert_eq!(r[0].status, 201);
     }
     let h = store.index("logs").unwrap();
-    let segments = || {
-        h.partitions_newest_first()[0]
-            .reader
-            .searcher()
-            .segment_readers()
-            .len()
-    };
+    let segments = || segments_of(&h)[0];
     let mut waited = 0;
     while segments() > 10 && waited < 300 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
